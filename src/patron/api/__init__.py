@@ -1,0 +1,5 @@
+"""HTTP shell: the FastAPI app factory and its routers. No business logic lives here."""
+
+from patron.api.app import create_app
+
+__all__ = ["create_app"]

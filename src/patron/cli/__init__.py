@@ -1,0 +1,1 @@
+"""Command-line shell: one function per command, calling the Workspace."""

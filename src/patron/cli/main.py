@@ -1,0 +1,84 @@
+"""The `patron` command."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from patron.cli import demo, events, imports, keys
+from patron.cli.options import StoreOption
+from patron.cli.output import console, print_error
+
+app = typer.Typer(
+    name="patron",
+    help="Patron: collect customer events, build profiles, segment, predict, reward, act.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(keys.app, name="keys")
+app.add_typer(events.app, name="events")
+app.add_typer(imports.app, name="import")
+app.command("demo")(demo.demo)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option("--host", help="Interface to bind (default 127.0.0.1, or PATRON_HOST).")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=0, max=65535, help="Port (default 8000, or PATRON_PORT).")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Serve the tracking API (Segment-compatible) and the docs at /docs."""
+    import uvicorn
+
+    from patron.api import create_app
+    from patron.config import Settings
+    from patron.workspace import Workspace
+
+    settings = Settings().with_store(store)
+    settings = settings.model_copy(
+        update={k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    )
+    workspace = Workspace(settings)
+    workspace.store  # open now, so a locked or unwritable store fails before binding
+    config = uvicorn.Config(
+        create_app(settings, workspace),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    console.print(
+        f"Patron is listening on [bold]http://{settings.host}:{settings.port}[/bold] "
+        f"(store {settings.store}); API docs at http://{settings.host}:{settings.port}/docs. Ctrl+C stops.",
+        highlight=False,
+    )
+    try:
+        server.run()
+    finally:
+        workspace.close()
+    if not server.started:
+        raise SystemExit(1)
+
+
+def main() -> None:
+    """Entry point: every expected error is one line on stderr and a non-zero exit."""
+    from patron.exceptions import PatronError
+
+    try:
+        app()
+    except PatronError as error:
+        print_error(str(error))
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as error:  # never a traceback for a user, unless asked for
+        if os.environ.get("PATRON_DEBUG"):
+            raise
+        print_error(f"unexpected {type(error).__name__}: {error} (PATRON_DEBUG=1 shows the traceback)")
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""Collection: Segment-spec message validation, the durable writer, write keys, importers."""

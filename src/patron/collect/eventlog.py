@@ -1,0 +1,122 @@
+"""Reading the event log and the failed-events table, and replaying failed messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import ibis
+import orjson
+
+from patron.collect.service import Collector
+from patron.collect.spec import Rejection, rows_to_table
+from patron.collect.timestamps import utc_now
+from patron.store.base import Store
+
+
+@dataclass(frozen=True)
+class EventCounts:
+    total: int
+    by_type: dict[str, int]
+    by_source: dict[str, int]
+    failed: int
+    first_timestamp: str | None
+    last_timestamp: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "by_type": self.by_type,
+            "by_source": self.by_source,
+            "failed": self.failed,
+            "first_timestamp": self.first_timestamp,
+            "last_timestamp": self.last_timestamp,
+        }
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    replayed: int
+    duplicates: int
+    still_failing: int
+
+
+class EventLog:
+    """Inspection of what has been collected; every read is an Ibis expression."""
+
+    def __init__(self, store: Store, collector: Collector) -> None:
+        self.store = store
+        self.collector = collector
+
+    def counts(self) -> EventCounts:
+        events = self.store.events()
+        by_type = self.store.to_pyarrow(events.group_by("type").agg(n=events.count()))
+        by_source = self.store.to_pyarrow(events.group_by("source_id").agg(n=events.count()))
+        span = self.store.to_pyarrow(
+            events.aggregate(first=events.timestamp.min(), last=events.timestamp.max())
+        ).to_pylist()[0]
+        failed_table = self.store.failed_events()
+        failed = self.store.execute(
+            failed_table.filter(failed_table.status == "failed").count()
+        )
+        types = dict(sorted(zip(by_type["type"].to_pylist(), by_type["n"].to_pylist(), strict=True)))
+        sources = dict(
+            sorted(zip(by_source["source_id"].to_pylist(), by_source["n"].to_pylist(), strict=True))
+        )
+        return EventCounts(
+            total=sum(types.values()),
+            by_type=types,
+            by_source=sources,
+            failed=int(failed),
+            first_timestamp=span["first"].isoformat() if span["first"] else None,
+            last_timestamp=span["last"].isoformat() if span["last"] else None,
+        )
+
+    def tail(self, n: int = 10) -> list[dict[str, Any]]:
+        """The ``n`` most recently stored events, oldest first."""
+        events = self.store.events()
+        expr = events.order_by(ibis.desc("seq")).limit(n)
+        rows = self.store.to_pyarrow(expr).to_pylist()
+        return list(reversed(rows))
+
+    def failed(self, *, include_replayed: bool = False, limit: int | None = None) -> list[dict[str, Any]]:
+        table = self.store.failed_events()
+        if not include_replayed:
+            table = table.filter(table.status == "failed")
+        expr = table.order_by("failed_id")
+        if limit is not None:
+            expr = expr.limit(limit)
+        return self.store.to_pyarrow(expr).to_pylist()
+
+    def replay_failed(self, failed_ids: list[int] | None = None) -> ReplayReport:
+        """Validate failed messages again (after a fix) and store those that now pass.
+
+        Messages that still fail keep their row, with the new reason.
+        """
+        candidates = self.failed()
+        if failed_ids is not None:
+            wanted = set(failed_ids)
+            candidates = [row for row in candidates if row["failed_id"] in wanted]
+        fixed_ids: list[int] = []
+        rows = []
+        still = 0
+        now = utc_now()
+        for row in candidates:
+            try:
+                message = orjson.loads(row["raw"])
+            except orjson.JSONDecodeError:
+                still += 1
+                continue
+            outcome = self.collector.validator.check(
+                message, source_id=row["source_id"], received_at=row["received_at"] or now
+            )
+            if isinstance(outcome, Rejection):
+                still += 1
+                self.store.update_failure(row["failed_id"], outcome.field or None, outcome.reason)
+            else:
+                fixed_ids.append(row["failed_id"])
+                rows.append(outcome)
+        result = self.store.mark_replayed(fixed_ids, rows_to_table(rows))
+        return ReplayReport(
+            replayed=len(result.inserted), duplicates=len(rows) - len(result.inserted), still_failing=still
+        )

@@ -1,0 +1,51 @@
+"""Typed settings, read once from the environment (``PATRON_`` prefix) and passed explicitly."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_STORE = Path("patron.duckdb")
+
+
+class Settings(BaseSettings):
+    """Everything Patron can be told from the outside.
+
+    Every field can be set as ``PATRON_<FIELD>`` in the environment; command-line
+    options (``--store``) override the environment.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PATRON_", extra="ignore")
+
+    store: Path = Field(DEFAULT_STORE, description="Path of the embedded DuckDB store file.")
+    """Path of the embedded DuckDB store file."""
+
+    host: str = "127.0.0.1"
+    """Interface the HTTP server binds to."""
+
+    port: int = 8000
+    """Port the HTTP server listens on."""
+
+    max_message_bytes: int = 32 * 1024
+    """Largest accepted message, serialised as JSON (Segment's limit: 32 KB)."""
+
+    max_batch_bytes: int = 500 * 1024
+    """Largest accepted request body after decompression (Segment's limit: 500 KB)."""
+
+    max_future_seconds: float = 24 * 3600
+    """How far past the time of receipt a corrected event timestamp may lie before the
+    message is rejected as a far-future timestamp."""
+
+    writer_max_group_rows: int = 20_000
+    """Most messages the durable writer commits in one transaction."""
+
+    @property
+    def max_future(self) -> timedelta:
+        return timedelta(seconds=self.max_future_seconds)
+
+    def with_store(self, store: Path | None) -> Settings:
+        """A copy with ``store`` replaced, when given (the ``--store`` option)."""
+        return self if store is None else self.model_copy(update={"store": store})

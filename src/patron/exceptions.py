@@ -1,0 +1,39 @@
+"""The one exception tree of Patron.
+
+Every error Patron raises on purpose derives from :class:`PatronError`, so a caller
+can catch one class. Each subclass keeps its fields and builds a message that says
+what to do next. The CLI prints ``str(error)`` on one line and exits non-zero; the
+HTTP layer maps ``http_status`` and ``code`` onto a JSON body.
+
+    PatronError
+    ├── ConfigError                      settings that cannot be used
+    ├── StoreError                       patron.store.exceptions
+    │   ├── StoreLocked                  another process holds the store file
+    │   ├── StoreUnavailable             the store cannot be written (disk full, read-only)
+    │   └── StoreVersionError            the file was written by an unknown schema version
+    ├── CollectError                     patron.collect.exceptions
+    │   ├── InvalidMessage               one message breaks the tracking spec (field, reason)
+    │   ├── InvalidPayload               a request body is not usable at all (JSON, gzip, size)
+    │   ├── AuthenticationError          missing or unknown write key
+    │   └── WriterClosed                 the durable writer is stopping
+    ├── ImportFileError                  patron.collect.importers: unreadable file, bad mapping
+    └── KeyError_                        patron.collect.keys: unknown key name, duplicate name
+"""
+
+from __future__ import annotations
+
+
+class PatronError(Exception):
+    """Root of every error Patron raises on purpose."""
+
+    #: HTTP status the API answers with when this error escapes a handler.
+    http_status: int = 500
+    #: Stable machine-readable code for JSON error bodies.
+    code: str = "internal_error"
+
+
+class ConfigError(PatronError, ValueError):
+    """A setting has a value Patron cannot use."""
+
+    http_status = 500
+    code = "config_error"

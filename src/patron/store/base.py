@@ -1,0 +1,89 @@
+"""The small interface every store engine implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+    import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What one committed append stored."""
+
+    inserted: frozenset[tuple[str, str]]
+    """``(source_id, message_id)`` of every event row that was new."""
+    failed_stored: int
+    """How many rejected messages were written to the failed-events table."""
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """A stored API key; the key itself is never stored, only its hash."""
+
+    name: str
+    source_id: str
+    scope: str
+    key_hash: str
+    key_prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class Store(Protocol):
+    """What the layers above need from an engine."""
+
+    path: Path
+
+    def append(self, events: pa.Table, failed: pa.Table | None = None) -> AppendResult:
+        """Commit events and rejected messages in one transaction.
+
+        Events whose ``(source_id, message_id)`` is already stored are skipped. When this
+        returns, the rows are durable; when it raises, nothing of the call is stored.
+        """
+        ...
+
+    def events(self) -> ir.Table:
+        """The event log as an Ibis table."""
+        ...
+
+    def failed_events(self) -> ir.Table:
+        """Rejected messages (with ``failed_id`` and ``status``) as an Ibis table."""
+        ...
+
+    def execute(self, expr: ir.Expr) -> Any:
+        """Run an Ibis expression built on this store's tables."""
+        ...
+
+    def to_pyarrow(self, expr: ir.Table) -> pa.Table:
+        """Run an Ibis table expression into Arrow."""
+        ...
+
+    def mark_replayed(self, failed_ids: list[int], events: pa.Table) -> AppendResult:
+        """Append replayed events and mark their failed rows replayed, atomically."""
+        ...
+
+    def update_failure(self, failed_id: int, field: str | None, reason: str) -> None:
+        """Record a new rejection reason for a failed message that still fails."""
+        ...
+
+    def add_key(self, record: KeyRecord) -> None: ...
+
+    def find_key(self, key_hash: str) -> KeyRecord | None: ...
+
+    def list_keys(self) -> list[KeyRecord]: ...
+
+    def revoke_key(self, name: str, at: datetime) -> bool: ...
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    def checkpoint(self) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,327 @@
+"""The embedded default store: one DuckDB file.
+
+DuckDB connections are not safe to share between threads, so every thread gets its
+own cursor on the one database; Ibis reads go through a separate cursor behind a lock.
+A commit in DuckDB writes its write-ahead log before returning, which is what makes a
+returned :meth:`DuckDBStore.append` durable against a killed process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import ibis
+
+from patron.store.base import AppendResult, KeyRecord
+from patron.store.exceptions import StoreLocked, StoreUnavailable, StoreVersionError
+from patron.store.tables import EVENT_COLUMNS, FAILED_COLUMNS, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+    import pyarrow as pa
+
+_EVENT_COLS = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
+_FAILED_COLS = ", ".join(f'"{c}"' for c in FAILED_COLUMNS)
+
+_DDL = [
+    "CREATE SEQUENCE IF NOT EXISTS event_seq",
+    "CREATE SEQUENCE IF NOT EXISTS failed_seq",
+    """
+    CREATE TABLE IF NOT EXISTS events (
+        seq BIGINT NOT NULL DEFAULT nextval('event_seq'),
+        source_id VARCHAR NOT NULL,
+        message_id VARCHAR NOT NULL,
+        type VARCHAR NOT NULL,
+        event VARCHAR,
+        name VARCHAR,
+        user_id VARCHAR,
+        anonymous_id VARCHAR,
+        group_id VARCHAR,
+        previous_id VARCHAR,
+        "timestamp" TIMESTAMP NOT NULL,
+        original_timestamp TIMESTAMP,
+        sent_at TIMESTAMP,
+        received_at TIMESTAMP NOT NULL,
+        raw VARCHAR NOT NULL,
+        PRIMARY KEY (source_id, message_id)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS failed_events (
+        failed_id BIGINT PRIMARY KEY DEFAULT nextval('failed_seq'),
+        source_id VARCHAR NOT NULL,
+        received_at TIMESTAMP NOT NULL,
+        message_index BIGINT,
+        field VARCHAR,
+        reason VARCHAR NOT NULL,
+        raw VARCHAR NOT NULL,
+        status VARCHAR NOT NULL DEFAULT 'failed',
+        replayed_at TIMESTAMP
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS api_keys (
+        name VARCHAR PRIMARY KEY,
+        source_id VARCHAR NOT NULL,
+        scope VARCHAR NOT NULL,
+        key_hash VARCHAR NOT NULL UNIQUE,
+        key_prefix VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        revoked_at TIMESTAMP
+    )
+    """,
+    "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+]
+
+
+def _is_lock_error(error: duckdb.Error) -> bool:
+    text = str(error)
+    return "Could not set lock" in text or "Conflicting lock" in text
+
+
+class DuckDBStore:
+    """The default :class:`~patron.store.base.Store`: a single DuckDB file."""
+
+    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection) -> None:
+        self.path = path
+        self._con = con
+        self._local = threading.local()
+        self._read_lock = threading.Lock()
+        self._ibis = ibis.duckdb.from_connection(con.cursor())
+        self._broken: str | None = None
+
+    # -- opening -----------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, *, read_only: bool = False) -> DuckDBStore:
+        path = Path(path)
+        con = cls._connect(path, read_only=read_only)
+        store = cls(path, con)
+        if not read_only:
+            store._migrate()
+        return store
+
+    @staticmethod
+    def _connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+        if not read_only and path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as error:
+            if _is_lock_error(error):
+                detail = str(error).split("\n")[0]
+                pid = _pid_in(str(error))
+                raise StoreLocked(path, f"held by PID {pid}" if pid else detail) from None
+            raise StoreUnavailable(path, _short(error)) from None
+        except (duckdb.Error, OSError) as error:
+            raise StoreUnavailable(path, _short(error)) from None
+
+    def _migrate(self) -> None:
+        cur = self._cursor()
+        try:
+            for statement in _DDL:
+                cur.execute(statement)
+            row = cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                cur.execute(
+                    "INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+                )
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise StoreVersionError(self.path, int(row[0]), SCHEMA_VERSION)
+        except duckdb.Error as error:
+            raise StoreUnavailable(self.path, _short(error)) from None
+
+    # -- connections -------------------------------------------------------------
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._con.cursor()
+            self._local.cursor = cur
+        return cur
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._broken:
+            raise StoreUnavailable(self.path, self._broken)
+        cur = self._cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            yield cur
+            cur.execute("COMMIT")
+        except duckdb.Error as error:
+            try:
+                cur.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            if isinstance(error, duckdb.FatalException) or "invalidated" in str(error):
+                # DuckDB refuses every later statement after a fatal error; remember why
+                # so callers get the same clear answer until the process restarts.
+                self._broken = _short(error)
+            if isinstance(error, duckdb.ConstraintException | duckdb.InvalidInputException):
+                raise
+            raise StoreUnavailable(self.path, _short(error)) from None
+
+    # -- event log ---------------------------------------------------------------
+
+    def append(self, events: pa.Table, failed: pa.Table | None = None) -> AppendResult:
+        inserted: frozenset[tuple[str, str]] = frozenset()
+        failed_stored = 0
+        with self._transaction() as cur:
+            if events.num_rows:
+                cur.register("_patron_new_events", events)
+                try:
+                    rows = cur.execute(
+                        f"INSERT INTO events ({_EVENT_COLS}) SELECT {_EVENT_COLS} "
+                        "FROM _patron_new_events ON CONFLICT DO NOTHING "
+                        "RETURNING source_id, message_id"
+                    ).fetchall()
+                finally:
+                    cur.unregister("_patron_new_events")
+                inserted = frozenset((r[0], r[1]) for r in rows)
+            if failed is not None and failed.num_rows:
+                cur.register("_patron_new_failed", failed)
+                try:
+                    cur.execute(
+                        f"INSERT INTO failed_events ({_FAILED_COLS}) "
+                        f"SELECT {_FAILED_COLS} FROM _patron_new_failed"
+                    )
+                finally:
+                    cur.unregister("_patron_new_failed")
+                failed_stored = failed.num_rows
+        return AppendResult(inserted=inserted, failed_stored=failed_stored)
+
+    def events(self) -> ir.Table:
+        with self._read_lock:
+            return self._ibis.table("events")
+
+    def failed_events(self) -> ir.Table:
+        with self._read_lock:
+            return self._ibis.table("failed_events")
+
+    def execute(self, expr: ir.Expr) -> Any:
+        """Run an Ibis expression built on this store's tables (thread-safe)."""
+        with self._read_lock:
+            try:
+                return expr.execute()
+            except duckdb.Error as error:
+                raise StoreUnavailable(self.path, _short(error)) from None
+
+    def to_pyarrow(self, expr: ir.Table) -> pa.Table:
+        with self._read_lock:
+            try:
+                return expr.to_pyarrow()
+            except duckdb.Error as error:
+                raise StoreUnavailable(self.path, _short(error)) from None
+
+    def mark_replayed(self, failed_ids: list[int], events: pa.Table) -> AppendResult:
+        with self._transaction() as cur:
+            inserted: frozenset[tuple[str, str]] = frozenset()
+            if events.num_rows:
+                cur.register("_patron_replayed", events)
+                try:
+                    rows = cur.execute(
+                        f"INSERT INTO events ({_EVENT_COLS}) SELECT {_EVENT_COLS} "
+                        "FROM _patron_replayed ON CONFLICT DO NOTHING "
+                        "RETURNING source_id, message_id"
+                    ).fetchall()
+                finally:
+                    cur.unregister("_patron_replayed")
+                inserted = frozenset((r[0], r[1]) for r in rows)
+            if failed_ids:
+                cur.execute(
+                    "UPDATE failed_events SET status = 'replayed', replayed_at = now()::TIMESTAMP "
+                    "WHERE failed_id IN (SELECT unnest(?))",
+                    [failed_ids],
+                )
+        return AppendResult(inserted=inserted, failed_stored=0)
+
+    def update_failure(self, failed_id: int, field: str | None, reason: str) -> None:
+        with self._transaction() as cur:
+            cur.execute(
+                "UPDATE failed_events SET field = ?, reason = ? WHERE failed_id = ?",
+                [field, reason, failed_id],
+            )
+
+    # -- keys and meta -----------------------------------------------------------
+
+    def add_key(self, record: KeyRecord) -> None:
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    record.name,
+                    record.source_id,
+                    record.scope,
+                    record.key_hash,
+                    record.key_prefix,
+                    record.created_at,
+                    record.revoked_at,
+                ],
+            )
+
+    def find_key(self, key_hash: str) -> KeyRecord | None:
+        rows = self._query("SELECT * FROM api_keys WHERE key_hash = ?", [key_hash])
+        return KeyRecord(*rows[0]) if rows else None
+
+    def list_keys(self) -> list[KeyRecord]:
+        return [KeyRecord(*r) for r in self._query("SELECT * FROM api_keys ORDER BY name")]
+
+    def revoke_key(self, name: str, at: datetime) -> bool:
+        with self._transaction() as cur:
+            rows = cur.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL "
+                "RETURNING name",
+                [at, name],
+            ).fetchall()
+        return bool(rows)
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key = ?", [key])
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._transaction() as cur:
+            cur.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
+
+    def _query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        if self._broken:
+            raise StoreUnavailable(self.path, self._broken)
+        try:
+            return self._cursor().execute(sql, params or []).fetchall()
+        except duckdb.Error as error:
+            raise StoreUnavailable(self.path, _short(error)) from None
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def checkpoint(self) -> None:
+        if not self._broken:
+            try:
+                self._cursor().execute("CHECKPOINT")
+            except duckdb.Error as error:
+                raise StoreUnavailable(self.path, _short(error)) from None
+
+    def close(self) -> None:
+        try:
+            self._con.close()
+        except duckdb.Error:
+            pass
+
+
+def _short(error: BaseException) -> str:
+    return str(error).strip().split("\n")[0][:300]
+
+
+def _pid_in(text: str) -> str | None:
+    marker = "PID "
+    at = text.find(marker)
+    if at < 0:
+        return None
+    digits = "".join(ch for ch in text[at + len(marker) : at + len(marker) + 12] if ch.isdigit())
+    return digits or None

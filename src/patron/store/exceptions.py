@@ -1,0 +1,54 @@
+"""Errors of the store layer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from patron.exceptions import PatronError
+
+
+class StoreError(PatronError):
+    """The store could not do what was asked."""
+
+    http_status = 503
+    code = "store_error"
+
+
+class StoreLocked(StoreError):
+    """Another process holds the store file open for writing."""
+
+    code = "store_locked"
+
+    def __init__(self, path: Path, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(
+            f"the store {path} is in use by another process ({detail}); stop that process "
+            "(often `patron serve`) or point --store / PATRON_STORE at another file"
+        )
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be written: disk full, read-only file, or an I/O failure."""
+
+    code = "store_unavailable"
+
+    def __init__(self, path: Path, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(
+            f"the store {path} cannot be written ({detail}); nothing in this request was "
+            "stored, so it is safe to retry once space or permissions are fixed"
+        )
+
+
+class StoreVersionError(StoreError):
+    """The store was written by a newer Patron with a schema this one does not know."""
+
+    code = "store_version"
+
+    def __init__(self, path: Path, found: int, supported: int) -> None:
+        super().__init__(
+            f"the store {path} has schema version {found}, this Patron knows up to "
+            f"{supported}; upgrade Patron (pip install -U patron)"
+        )

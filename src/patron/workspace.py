@@ -1,0 +1,61 @@
+"""The Workspace: one object wiring settings, the store and the components.
+
+The API, the CLI and the web pages are thin shells over it.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from types import TracebackType
+
+from patron.collect.eventlog import EventLog
+from patron.collect.keys import KeyRing
+from patron.collect.service import Collector
+from patron.config import Settings
+from patron.store import open_store
+from patron.store.base import Store
+
+
+class Workspace:
+    """Everything Patron does, reached from one place.
+
+    Examples:
+        >>> with Workspace(Settings(store="shop.duckdb")) as ws:  # doctest: +SKIP
+        ...     ws.events.counts().total
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+
+    @cached_property
+    def store(self) -> Store:
+        """The store, opened on first use."""
+        return open_store(self.settings.store)
+
+    @cached_property
+    def collector(self) -> Collector:
+        return Collector(self.settings)
+
+    @cached_property
+    def keys(self) -> KeyRing:
+        return KeyRing(self.store)
+
+    @cached_property
+    def events(self) -> EventLog:
+        return EventLog(self.store, self.collector)
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+            del self.__dict__["store"]
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
