@@ -206,12 +206,13 @@ class DuckDBStore:
             return self._ibis.table("failed_events")
 
     def execute(self, expr: ir.Expr) -> Any:
-        """Run an Ibis expression built on this store's tables (thread-safe)."""
+        """Run an Ibis scalar or column expression; Python values, no pandas (thread-safe)."""
         with self._read_lock:
             try:
-                return expr.execute()
+                result = expr.to_pyarrow()
             except duckdb.Error as error:
                 raise StoreUnavailable(self.path, _short(error)) from None
+        return result.as_py() if hasattr(result, "as_py") else result.to_pylist()
 
     def to_pyarrow(self, expr: ir.Table) -> pa.Table:
         with self._read_lock:
