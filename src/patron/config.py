@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     port: int = 8000
     """Port the HTTP server listens on."""
 
+    public_url: str | None = None
+    """Address browsers reach this server at (``https://cdp.example.com``), named in the
+    settings document served to Analytics.js; by default the address of the request."""
+
+    cors_origins: list[str] = ["*"]
+    """Origins allowed to call the API from a browser (write keys are public there anyway)."""
+
     max_message_bytes: int = 32 * 1024
     """Largest accepted message, serialised as JSON (Segment's limit: 32 KB)."""
 

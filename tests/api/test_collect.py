@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+
 import httpx
 import pytest
 
@@ -164,3 +165,28 @@ def test_openapi_describes_every_endpoint(server: PatronServer) -> None:
     assert "/health" in document["paths"]
     track = document["components"]["schemas"]["TrackMessage"]
     assert "event" in track["required"]
+
+
+def test_browser_settings_document_points_at_this_server(server: PatronServer, keys: dict[str, str]) -> None:
+    response = httpx.get(f"{server.url}/v1/projects/{keys['write']}/settings")
+    assert response.status_code == 200
+    segment = response.json()["integrations"]["Segment.io"]
+    assert segment == {"apiKey": keys["write"], "apiHost": f"127.0.0.1:{server.port}/v1", "protocol": "http"}
+    unknown = httpx.get(f"{server.url}/v1/projects/pk_unknown/settings")
+    assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_write_key"
+
+
+def test_browsers_may_post_from_another_origin(server: PatronServer, keys: dict[str, str]) -> None:
+    preflight = httpx.options(
+        f"{server.url}/v1/batch",
+        headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"},
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] in ("*", "https://shop.example")
+    # Analytics.js sends text/plain with the write key in the body, to avoid a preflight.
+    response = httpx.post(
+        f"{server.url}/v1/track",
+        content=b'{"writeKey": "%s", "anonymousId": "b", "event": "Viewed"}' % keys["write"].encode(),
+        headers={"Origin": "https://shop.example", "Content-Type": "text/plain"},
+    )
+    assert response.status_code == 200 and response.headers["access-control-allow-origin"] == "*"

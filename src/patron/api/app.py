@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 from starlette.responses import Response
 
 import patron
-from patron.api import collect
+from patron.api import browser, collect
 from patron.api.errors import install_error_handlers, json_response
 from patron.api.schemas import DOCUMENTED_MODELS, HealthResponse
 from patron.collect.keys import KeyRing
@@ -63,6 +64,14 @@ def create_app(settings: Settings | None = None, workspace: Workspace | None = N
     )
     install_error_handlers(app)
     app.include_router(collect.router)
+    app.include_router(browser.router)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["*"],
+        max_age=86400,
+    )
 
     @app.get("/health", tags=["ops"], response_model=HealthResponse, summary="Liveness and writer state")
     async def health(request: Request) -> Response:
