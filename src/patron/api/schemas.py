@@ -70,7 +70,7 @@ class AliasMessage(_Common):
 
     type: Literal["alias"] = "alias"
     previousId: Identifier = Field(..., description="The earlier id (often an anonymousId).")
-    userId: Identifier = Field(..., description="The id that replaces it.")  # type: ignore[assignment]
+    userId: Identifier = Field(..., description="The id that replaces it.")
 
 
 AnyMessage = Annotated[
