@@ -13,13 +13,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# The official Node.js SDK, for tests/node_sdk (npm ci installs exactly the lock file).
+NODE_SDK := tests/node_sdk/node_modules/.package-lock.json
+$(NODE_SDK): tests/node_sdk/package-lock.json
+	cd tests/node_sdk && npm ci --no-audit --no-fund --loglevel=error
+
 install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/patron demo
 	$(BIN)/patron serve --host 127.0.0.1 --port 8000
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_SDK)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
