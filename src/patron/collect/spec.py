@@ -105,6 +105,8 @@ class MessageValidator:
         max_message_bytes: largest message, serialised as JSON.
         max_future: how far past its receipt a corrected timestamp may lie.
         message_id_fallback: makes a ``messageId`` for messages that lack one.
+        external_ids_identify: also accept an identify whose only identity is a
+            non-empty ``context.externalIds`` (CRM imports); off for the HTTP API.
     """
 
     def __init__(
@@ -113,10 +115,12 @@ class MessageValidator:
         max_message_bytes: int,
         max_future: timedelta,
         message_id_fallback: Callable[[dict[str, Any]], str] = random_message_id,
+        external_ids_identify: bool = False,
     ) -> None:
         self.max_message_bytes = max_message_bytes
         self.max_future = max_future
         self.message_id_fallback = message_id_fallback
+        self.external_ids_identify = external_ids_identify
 
     def check(
         self,
@@ -177,7 +181,8 @@ class MessageValidator:
         user_id = _identifier(message, "userId")
         anonymous_id = _identifier(message, "anonymousId")
         if kind in _NEEDS_IDENTITY and user_id is None and anonymous_id is None:
-            raise _Reject("userId", "userId or anonymousId is required")
+            if not (self.external_ids_identify and kind == "identify" and _external_ids(message)):
+                raise _Reject("userId", "userId or anonymousId is required")
 
         event = name = group_id = previous_id = None
         if kind == "track":
@@ -258,6 +263,14 @@ class MessageValidator:
             return parse_timestamp(value)
         except ValueError as error:
             raise _Reject(key, str(error)) from None
+
+
+def _external_ids(message: dict[str, Any]) -> bool:
+    ids = (message.get("context") or {}).get("externalIds")
+    return isinstance(ids, list) and bool(ids) and all(
+        isinstance(i, dict) and i.get("id") not in (None, "") and isinstance(i.get("type"), str)
+        for i in ids
+    )
 
 
 def rows_to_table(rows: list[EventRow]) -> pa.Table:
