@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from patron.collect.eventlog import EventLog
 from patron.collect.keys import KeyRing
@@ -14,6 +15,10 @@ from patron.collect.service import Collector
 from patron.config import Settings
 from patron.store import open_store
 from patron.store.base import Store
+
+if TYPE_CHECKING:  # imported on first use, so `import patron` stays fast
+    from patron.collect.importers import Importers
+    from patron.demo import DemoLoader
 
 
 class Workspace:
@@ -43,6 +48,20 @@ class Workspace:
     @cached_property
     def events(self) -> EventLog:
         return EventLog(self.store, self.collector)
+
+    @cached_property
+    def imports(self) -> Importers:
+        """File imports: events, orders and customers (``patron import ...``)."""
+        from patron.collect.importers import Importers
+
+        return Importers(self.store, self.settings)
+
+    @cached_property
+    def demo(self) -> DemoLoader:
+        """The bundled demo data (``patron demo``)."""
+        from patron.demo import DemoLoader
+
+        return DemoLoader(self.store, self.settings, self.keys)
 
     def close(self) -> None:
         if "store" in self.__dict__:

@@ -1,10 +1,56 @@
-"""`patron demo` (placeholder, filled by the demo-data work)."""
+"""`patron demo`: load the bundled demo data (real CDNOW purchases plus labelled synthetic data)."""
 
 from __future__ import annotations
 
-from patron.cli.options import StoreOption
+from patron.cli.imports import ProgressBar
+from patron.cli.options import JsonOption, StoreOption, workspace
+from patron.cli.output import console, print_json, print_table
+from patron.demo import DemoSummary
 
 
-def demo(store: StoreOption = None) -> None:
+def demo(store: StoreOption = None, as_json: JsonOption = False) -> None:
     """Load the bundled demo data (CDNOW purchases plus labelled synthetic data) once."""
-    raise NotImplementedError
+    with workspace(store) as ws, ProgressBar() as bar:
+        summary = ws.demo.load(bar)
+        path = ws.settings.store
+    if as_json:
+        print_json(summary.as_json())
+        return
+    _print(summary, str(path))
+
+
+def _print(summary: DemoSummary, path: str) -> None:
+    real = summary.real
+    if summary.already_loaded:
+        console.print(f"The demo data is already loaded in {path} (since {summary.loaded_at}):", highlight=False)
+    else:
+        console.print(f"Loaded the demo data into {path} in {summary.seconds:g} s:", highlight=False)
+    console.print(
+        f"  real       CDNOW purchase log: {real['orders']:,} orders from "
+        f"{real['customers']:,} customers, {real['first']} to {real['last']} (source {real['source']})",
+        highlight=False,
+    )
+    console.print(
+        f"  synthetic  generated from seed {summary.seed}, labelled context.synthetic = true "
+        "(source demo:synthetic)",
+        highlight=False,
+    )
+    rows = [("real", "Order Completed", f"{real['orders']:,}")]
+    rows += [("synthetic", label, f"{count:,}") for label, count in summary.synthetic.items()]
+    print_table(None, ["data", "type or event", "messages"], rows)
+    if summary.rejected:
+        console.print(f"{summary.rejected:,} messages were rejected: `patron events failed` lists them")
+    if summary.write_key:
+        console.print(
+            f'Write key "demo" (shown only now, store it): [bold]{summary.write_key}[/bold]', highlight=False
+        )
+    else:
+        console.print(
+            'The "demo" write key was shown when the data was loaded; make another with '
+            "`patron keys create --name my-app --scope write`."
+        )
+    console.print(
+        "Next: `patron serve`, then http://127.0.0.1:8000 (API docs at http://127.0.0.1:8000/docs); "
+        "`patron events count` shows what is stored.",
+        highlight=False,
+    )
