@@ -23,6 +23,7 @@ keep-alive towards the client and one fresh connection to the server per request
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import threading
@@ -176,7 +177,11 @@ class FaultProxy:
                 if action in (Action.FORWARD_THEN_503, Action.FORWARD_THEN_503_RETRY_AFTER):
                     extra = "Retry-After: 1\r\n" if action is Action.FORWARD_THEN_503_RETRY_AFTER else ""
                     payload = json.dumps(
-                        {"success": False, "code": "injected_fault", "message": "fault injected by the test proxy"}
+                        {
+                            "success": False,
+                            "code": "injected_fault",
+                            "message": "fault injected by the test proxy",
+                        }
                     ).encode()
                     response = (
                         b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
@@ -220,10 +225,8 @@ class FaultProxy:
 
 async def _close(writer: asyncio.StreamWriter) -> None:
     writer.close()
-    try:
+    with contextlib.suppress(ConnectionError, asyncio.CancelledError):
         await writer.wait_closed()
-    except (ConnectionError, asyncio.CancelledError):
-        pass
 
 
 async def _read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes] | None:
@@ -269,7 +272,7 @@ def _message_ids(headers: dict[str, str], body: bytes) -> list[str]:
     except (OSError, ValueError):
         return []
     if isinstance(payload, dict) and isinstance(payload.get("batch"), list):
-        return [m.get("messageId") for m in payload["batch"] if isinstance(m, dict)]
+        return [str(m.get("messageId")) for m in payload["batch"] if isinstance(m, dict)]
     if isinstance(payload, dict) and "messageId" in payload:
         return [payload["messageId"]]
     return []

@@ -92,7 +92,7 @@ def make_client(
         )
     if sdk == "rudder":
         rudder = rudder_client_class()
-        return rudder(  # type: ignore[no-any-return]
+        return rudder(
             write_key,
             host=host,
             gzip=gzip,

@@ -22,9 +22,7 @@ EVENTS = 300
 
 @pytest.mark.parametrize("gzip", [True, False], ids=["gzip", "plain"])
 @pytest.mark.parametrize("sdk", SDKS)
-def test_sdk_batches_arrive_exactly_once(
-    sdk: str, gzip: bool, server: PatronServer, write_key: str
-) -> None:
+def test_sdk_batches_arrive_exactly_once(sdk: str, gzip: bool, server: PatronServer, write_key: str) -> None:
     errors = Errors()
     with FaultProxy(server.port) as proxy:
         client = make_client(sdk, write_key, proxy.url, gzip=gzip, on_error=errors)

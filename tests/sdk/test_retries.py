@@ -29,18 +29,14 @@ FAULTS = {
 
 @pytest.mark.parametrize("gzip", [True, False], ids=["gzip", "plain"])
 @pytest.mark.parametrize("sdk", SDKS)
-def test_retried_batches_are_stored_once(
-    sdk: str, gzip: bool, server: PatronServer, write_key: str
-) -> None:
+def test_retried_batches_are_stored_once(sdk: str, gzip: bool, server: PatronServer, write_key: str) -> None:
     faults = dict(FAULTS)
     if sdk == "segment":
         # Segment honours Retry-After: it puts the batch back on its queue and waits.
         faults[10] = Action.FORWARD_THEN_503_RETRY_AFTER
     errors = Errors()
     with FaultProxy(server.port, faults_at(faults)) as proxy:
-        client = make_client(
-            sdk, write_key, proxy.url, gzip=gzip, upload_size=PER_BATCH, on_error=errors
-        )
+        client = make_client(sdk, write_key, proxy.url, gzip=gzip, upload_size=PER_BATCH, on_error=errors)
         expected = send_mix(client, EVENTS, f"retry-{sdk}-{gzip}")
         client.shutdown()
         exchanges = proxy.snapshot()
@@ -52,7 +48,9 @@ def test_retried_batches_are_stored_once(
     injected = [e for e in exchanges if e.action is not Action.FORWARD]
     assert [e.number for e in injected] == sorted(faults)
     for fault in injected:
-        retried = [e for e in exchanges if e.number > fault.number and set(e.message_ids) & set(fault.message_ids)]
+        retried = [
+            e for e in exchanges if e.number > fault.number and set(e.message_ids) & set(fault.message_ids)
+        ]
         assert retried, f"request {fault.number} ({fault.action.value}) was never retried"
         assert set(fault.message_ids) <= {m for e in retried for m in e.message_ids}
     resent = {m for m, n in sent.items() if n > 1}
@@ -61,12 +59,7 @@ def test_retried_batches_are_stored_once(
         assert max(e.retry_count for e in exchanges) >= 2  # X-Retry-Count on the second retry
 
     # Patron saw the copies of batches it had stored and called them duplicates.
-    forwarded_twice = {
-        m
-        for e in injected
-        if e.action is not Action.DROP
-        for m in e.message_ids
-    }
+    forwarded_twice = {m for e in injected if e.action is not Action.DROP for m in e.message_ids}
     duplicates = sum(
         e.upstream_body["duplicates"]
         for e in exchanges

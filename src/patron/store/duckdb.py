@@ -4,13 +4,29 @@ DuckDB connections are not safe to share between threads, so every thread gets i
 own cursor on the one database; Ibis reads go through a separate cursor behind a lock.
 A commit in DuckDB writes its write-ahead log before returning, which is what makes a
 returned :meth:`DuckDBStore.append` durable against a killed process.
+
+When the disk is full (or the file cannot be written), DuckDB behaves in one of two ways,
+and both end in :class:`~patron.store.exceptions.StoreUnavailable` (HTTP 503), with
+nothing of the failed transaction stored:
+
+* a commit whose write-ahead-log write fails is rolled back, and the log is cut back to
+  its last commit; the next commit that fits succeeds;
+* a checkpoint (DuckDB runs one when the log passes 16 MB) that cannot write the database
+  file *invalidates* the database: every later statement fails until it is reopened. The
+  committed transactions are still in the log. The store then refuses work with the first
+  error and, at most once every :data:`REOPEN_INTERVAL` seconds, waits for the operations
+  in flight to finish, closes every connection and reopens the file (DuckDB replays the
+  log), so writing resumes on its own once space is freed, without a restart.
+
+``tests/faults/test_disk_full.py`` drives both through a real server.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +41,9 @@ from patron.store.tables import EVENT_COLUMNS, FAILED_COLUMNS, SCHEMA_VERSION
 if TYPE_CHECKING:
     import ibis.expr.types as ir
     import pyarrow as pa
+
+#: Seconds between attempts to reopen a database that DuckDB has invalidated.
+REOPEN_INTERVAL = 1.0
 
 _EVENT_COLS = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
 _FAILED_COLS = ", ".join(f'"{c}"' for c in FAILED_COLUMNS)
@@ -88,13 +107,22 @@ def _is_lock_error(error: duckdb.Error) -> bool:
 class DuckDBStore:
     """The default :class:`~patron.store.base.Store`: a single DuckDB file."""
 
-    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection, *, read_only: bool = False) -> None:
         self.path = path
+        self._read_only = read_only
         self._con = con
         self._local = threading.local()
         self._read_lock = threading.Lock()
-        self._ibis = ibis.duckdb.from_connection(con.cursor())
+        self._ibis_con = con.cursor()
+        self._ibis = ibis.duckdb.from_connection(self._ibis_con)
+        # Invalidation and reopening (see the module docstring): ``_state`` guards
+        # ``_broken``, the count of operations in flight and the list of cursors.
         self._broken: str | None = None
+        self._state = threading.Condition()
+        self._active = 0
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._generation = 0
+        self._reopen_at = 0.0
 
     # -- opening -----------------------------------------------------------------
 
@@ -102,7 +130,7 @@ class DuckDBStore:
     def open(cls, path: Path, *, read_only: bool = False) -> DuckDBStore:
         path = Path(path)
         con = cls._connect(path, read_only=read_only)
-        store = cls(path, con)
+        store = cls(path, con, read_only=read_only)
         if not read_only:
             store._migrate()
         return store
@@ -140,33 +168,83 @@ class DuckDBStore:
     # -- connections -------------------------------------------------------------
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
-        cur = getattr(self._local, "cursor", None)
-        if cur is None:
-            cur = self._con.cursor()
-            self._local.cursor = cur
+        local = self._local
+        if getattr(local, "generation", None) != self._generation:
+            local.cursor = self._con.cursor()
+            local.generation = self._generation
+            with self._state:
+                self._cursors.append(local.cursor)
+        cur: duckdb.DuckDBPyConnection = local.cursor
         return cur
 
     @contextmanager
-    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        if self._broken:
-            raise StoreUnavailable(self.path, self._broken)
-        cur = self._cursor()
+    def _in_use(self) -> Iterator[None]:
+        """Around every use of a connection: refuses (or first reopens) an invalidated database."""
+        with self._state:
+            if self._broken is not None:
+                self._reopen()
+                if self._broken is not None:
+                    raise StoreUnavailable(self.path, self._broken)
+            self._active += 1
         try:
-            cur.execute("BEGIN TRANSACTION")
-            yield cur
-            cur.execute("COMMIT")
-        except duckdb.Error as error:
+            yield
+        finally:
+            with self._state:
+                self._active -= 1
+                self._state.notify_all()
+
+    def _unavailable(self, error: duckdb.Error) -> StoreUnavailable:
+        """The error to raise for ``error``; remembers a fatal one (the database is invalidated)."""
+        if isinstance(error, duckdb.FatalException) or "invalidated" in str(error):
+            with self._state:
+                if self._broken is None:
+                    self._broken = _short(error)
+                    self._reopen_at = time.monotonic() + REOPEN_INTERVAL
+        return StoreUnavailable(self.path, _short(error))
+
+    def _reopen(self) -> None:
+        """Reopen an invalidated database, at most every REOPEN_INTERVAL (``_state`` held)."""
+        if time.monotonic() < self._reopen_at:
+            return
+        self._reopen_at = time.monotonic() + REOPEN_INTERVAL
+        # Operations already running fail fast on the invalidated database; new ones are
+        # refused while ``_broken`` is set.
+        if not self._state.wait_for(lambda: self._active == 0, timeout=5):
+            return
+        # DuckDB keeps the invalidated instance for this file until every connection to it
+        # is closed; only then does connect() open the file afresh and replay the log.
+        self._close_all()
+        try:
+            con = duckdb.connect(str(self.path), read_only=self._read_only)
+            con.execute("SELECT count(*) FROM events").fetchall()
+        except (duckdb.Error, OSError):
+            return  # still unwritable: keep refusing with the first error
+        self._con = con
+        self._ibis_con = con.cursor()
+        self._ibis = ibis.duckdb.from_connection(self._ibis_con)
+        self._broken = None
+
+    def _close_all(self) -> None:
+        for con in [self._ibis_con, *self._cursors, self._con]:
+            with suppress(duckdb.Error):
+                con.close()
+        self._cursors = []
+        self._generation += 1
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._in_use():
+            cur = self._cursor()
             try:
-                cur.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            if isinstance(error, duckdb.FatalException) or "invalidated" in str(error):
-                # DuckDB refuses every later statement after a fatal error; remember why
-                # so callers get the same clear answer until the process restarts.
-                self._broken = _short(error)
-            if isinstance(error, duckdb.ConstraintException | duckdb.InvalidInputException):
-                raise
-            raise StoreUnavailable(self.path, _short(error)) from None
+                cur.execute("BEGIN TRANSACTION")
+                yield cur
+                cur.execute("COMMIT")
+            except duckdb.Error as error:
+                with suppress(duckdb.Error):
+                    cur.execute("ROLLBACK")
+                if isinstance(error, duckdb.ConstraintException | duckdb.InvalidInputException):
+                    raise
+                raise self._unavailable(error) from None
 
     # -- event log ---------------------------------------------------------------
 
@@ -198,28 +276,28 @@ class DuckDBStore:
         return AppendResult(inserted=inserted, failed_stored=failed_stored)
 
     def events(self) -> ir.Table:
-        with self._read_lock:
+        with self._in_use(), self._read_lock:
             return self._ibis.table("events")
 
     def failed_events(self) -> ir.Table:
-        with self._read_lock:
+        with self._in_use(), self._read_lock:
             return self._ibis.table("failed_events")
 
     def execute(self, expr: ir.Expr) -> Any:
         """Run an Ibis scalar or column expression; Python values, no pandas (thread-safe)."""
-        with self._read_lock:
+        with self._in_use(), self._read_lock:
             try:
                 result = expr.to_pyarrow()
             except duckdb.Error as error:
-                raise StoreUnavailable(self.path, _short(error)) from None
+                raise self._unavailable(error) from None
         return result.as_py() if hasattr(result, "as_py") else result.to_pylist()
 
     def to_pyarrow(self, expr: ir.Table) -> pa.Table:
-        with self._read_lock:
+        with self._in_use(), self._read_lock:
             try:
                 return expr.to_pyarrow()
             except duckdb.Error as error:
-                raise StoreUnavailable(self.path, _short(error)) from None
+                raise self._unavailable(error) from None
 
     def mark_replayed(self, failed_ids: list[int], events: pa.Table) -> AppendResult:
         with self._transaction() as cur:
@@ -292,27 +370,24 @@ class DuckDBStore:
             cur.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
 
     def _query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        if self._broken:
-            raise StoreUnavailable(self.path, self._broken)
-        try:
-            return self._cursor().execute(sql, params or []).fetchall()
-        except duckdb.Error as error:
-            raise StoreUnavailable(self.path, _short(error)) from None
+        with self._in_use():
+            try:
+                return self._cursor().execute(sql, params or []).fetchall()
+            except duckdb.Error as error:
+                raise self._unavailable(error) from None
 
     # -- lifecycle ---------------------------------------------------------------
 
     def checkpoint(self) -> None:
-        if not self._broken:
+        with self._in_use():
             try:
                 self._cursor().execute("CHECKPOINT")
             except duckdb.Error as error:
-                raise StoreUnavailable(self.path, _short(error)) from None
+                raise self._unavailable(error) from None
 
     def close(self) -> None:
-        try:
-            self._con.close()
-        except duckdb.Error:
-            pass
+        with self._state:
+            self._close_all()
 
 
 def _short(error: BaseException) -> str:
