@@ -95,7 +95,7 @@ class DemoLoader:
         for p in purchases:
             days[p.user_id].append(p.day)
         histories = [CustomerHistory(user, tuple(sorted(d))) for user, d in days.items()]
-        campaigns = email_campaigns(date(1997, 1, 1), _END)
+        campaigns = email_campaigns(date(1997, 1, 1), _END, every_days=120)
         synthetic = self._append(
             SYNTHETIC_SOURCE,
             validator,

@@ -165,7 +165,7 @@ def customer_messages(
         if include_orders:
             _order(maker, rng, last_view + timedelta(minutes=rng.randint(1, 9)), number_of_purchase)
     window = max((end - signup.date()).days, 1)
-    for _ in range(_poisson(rng, 1.5)):
+    for _ in range(_poisson(rng, 0.8)):
         day = signup.date() + timedelta(days=rng.randrange(window))
         _session(maker, rng, datetime.combine(day, time(rng.randint(7, 22), rng.randint(0, 59))),
                  _later_channel(rng), checkout=False)
@@ -341,9 +341,9 @@ def _session(
     *,
     checkout: bool,
 ) -> datetime:
-    """1-4 page views from ``start`` (the first carries the campaign); the last view's time."""
+    """1-3 page views from ``start`` (the first carries the campaign); the last view's time."""
     at = start
-    views = rng.randint(1, 3)
+    views = rng.randint(1, 2)
     for i in range(views):
         name, path = rng.choice(_PAGES)
         if name == "Product":
