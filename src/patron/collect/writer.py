@@ -20,6 +20,7 @@ import pyarrow as pa
 from patron.collect.exceptions import WriterClosed
 from patron.collect.spec import EventRow, rows_to_table
 from patron.store.base import Store
+from patron.store.exceptions import StoreUnavailable
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,11 @@ class DurableWriter:
         self._closed = False
 
     def start(self) -> None:
+        # A store that could only be opened read-only refuses every write: say so from the
+        # start (``/health`` reports ``last_error``), not only after the first refused request.
+        reason = getattr(self.store, "read_only_reason", None)
+        if reason:
+            self.stats.last_error = str(StoreUnavailable(self.store.path, reason))
         self._thread.start()
 
     def submit(self, rows: list[EventRow], failed: pa.Table | None = None) -> Future[WriteResult]:

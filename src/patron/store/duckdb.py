@@ -19,10 +19,23 @@ nothing of the failed transaction stored:
   log), so writing resumes on its own once space is freed, without a restart.
 
 ``tests/faults/test_disk_full.py`` drives both through a real server.
+
+A store file this process may read but not write (mode 0444, a read-only mount, another
+owner) is opened **read-only** rather than refused: reads work, every write raises
+:class:`~patron.store.exceptions.StoreUnavailable` (so ``patron serve`` answers 503 with
+``code: store_unavailable`` and ``/health`` says ``degraded``), and nothing is ever
+acknowledged. An operator sees the reason in every answer and on ``/health``, monitors
+and SDK logs see a clear 503 rather than a refused connection, and reads keep working.
+At most once every :data:`REOPEN_INTERVAL` seconds a write tries to reopen the file
+read-write, so fixing the permissions is enough, without a restart.
+``tests/faults/test_read_only.py`` drives this through a real server.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -42,8 +55,11 @@ if TYPE_CHECKING:
     import ibis.expr.types as ir
     import pyarrow as pa
 
-#: Seconds between attempts to reopen a database that DuckDB has invalidated.
+#: Seconds between attempts to reopen a database that DuckDB has invalidated, or to
+#: reopen read-write a store that had to be opened read-only.
 REOPEN_INTERVAL = 1.0
+
+_log = logging.getLogger(__name__)
 
 _EVENT_COLS = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
 _FAILED_COLS = ", ".join(f'"{c}"' for c in FAILED_COLUMNS)
@@ -123,17 +139,33 @@ class DuckDBStore:
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._generation = 0
         self._reopen_at = 0.0
+        self._read_only_reason: str | None = None  # why a writable open fell back to read-only
 
     # -- opening -----------------------------------------------------------------
 
     @classmethod
     def open(cls, path: Path, *, read_only: bool = False) -> DuckDBStore:
         path = Path(path)
-        con = cls._connect(path, read_only=read_only)
+        try:
+            con = cls._connect(path, read_only=read_only)
+        except StoreUnavailable as error:
+            if read_only or not _cannot_write(path):
+                raise
+            # Readable but not writable: serve reads, refuse writes (module docstring).
+            con = cls._connect(path, read_only=True)
+            store = cls(path, con, read_only=True)
+            store._read_only_reason = f"opened read-only, the file cannot be written: {error.detail}"
+            _log.warning("the store %s is %s; writes will be refused", path, store._read_only_reason)
+            return store
         store = cls(path, con, read_only=read_only)
         if not read_only:
             store._migrate()
         return store
+
+    @property
+    def read_only_reason(self) -> str | None:
+        """Why this store, opened to be written, can only be read (``None`` when writable)."""
+        return self._read_only_reason
 
     @staticmethod
     def _connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -224,6 +256,35 @@ class DuckDBStore:
         self._ibis = ibis.duckdb.from_connection(self._ibis_con)
         self._broken = None
 
+    def _retry_writable(self) -> None:
+        """A store that fell back to read-only tries read-write again, at most every REOPEN_INTERVAL."""
+        with self._state:
+            if self._read_only_reason is None or time.monotonic() < self._reopen_at:
+                return
+            self._reopen_at = time.monotonic() + REOPEN_INTERVAL
+            if not self.path.exists() or _cannot_write(self.path):
+                return  # still not writable (or gone: never create a new, empty store here)
+            if not self._state.wait_for(lambda: self._active == 0, timeout=5):
+                return
+            # DuckDB will not open one file both ways in one process: close, then reopen.
+            self._close_all()
+            try:
+                con = duckdb.connect(str(self.path))
+                read_only = False
+            except (duckdb.Error, OSError):
+                try:
+                    con = duckdb.connect(str(self.path), read_only=True)
+                except (duckdb.Error, OSError) as error:
+                    self._broken = _short(error)
+                    return
+                read_only = True
+            self._con = con
+            self._ibis_con = con.cursor()
+            self._ibis = ibis.duckdb.from_connection(self._ibis_con)
+            self._read_only = read_only
+            if not read_only:
+                self._read_only_reason = None
+
     def _close_all(self) -> None:
         for con in [self._ibis_con, *self._cursors, self._con]:
             with suppress(duckdb.Error):
@@ -233,6 +294,10 @@ class DuckDBStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._read_only_reason is not None:
+            self._retry_writable()
+            if self._read_only_reason is not None:
+                raise StoreUnavailable(self.path, self._read_only_reason)
         with self._in_use():
             cur = self._cursor()
             try:
@@ -388,6 +453,16 @@ class DuckDBStore:
     def close(self) -> None:
         with self._state:
             self._close_all()
+
+
+def _cannot_write(path: Path) -> bool:
+    """Whether ``path`` exists and this process may read it but not write it."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError as error:
+        return error.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and os.access(path, os.R_OK)
+    os.close(fd)
+    return False
 
 
 def _short(error: BaseException) -> str:
