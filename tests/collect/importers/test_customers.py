@@ -91,7 +91,7 @@ def test_parquet_keeps_its_types(tmp_path: Path, workspace: Workspace, stored: S
 
 
 def test_missing_id_column_lists_the_columns(tmp_path: Path, workspace: Workspace) -> None:
-    with pytest.raises(MissingColumn, match="no column 'CustomerId' for --id-column .*columns are: RecordId, firstName"):
+    with pytest.raises(MissingColumn, match=r"no column 'CustomerId' for --id-column .*columns are: RecordId, firstName"):
         workspace.imports.customers(_csv(tmp_path, CRM), id_column="CustomerId")
     with pytest.raises(ImportFileError, match="no column 'Mail'"):
         workspace.imports.customers(_csv(tmp_path, CRM), id_column="RecordId", mapping={"email": "Mail"})

@@ -16,7 +16,7 @@ from .conftest import StoredEvents
 
 
 def _jsonl(path: Path, lines: list[object | str]) -> Path:
-    path.write_text("\n".join(l if isinstance(l, str) else orjson.dumps(l).decode() for l in lines) + "\n")
+    path.write_text("\n".join(line if isinstance(line, str) else orjson.dumps(line).decode() for line in lines) + "\n")
     return path
 
 

@@ -34,14 +34,18 @@ def _chunked(column: pa.ChunkedArray | pa.Array) -> pa.Array:
 
 def text(column: pa.ChunkedArray | pa.Array) -> list[str | None]:
     """Cells as trimmed text; empty cells are ``None``."""
+    return text_array(column).to_pylist()
+
+
+def text_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Cells as a trimmed string array; empty cells are null."""
     array = _chunked(column)
     if pa.types.is_timestamp(array.type) or pa.types.is_date(array.type):
-        return [None if v is None else v.isoformat() for v in array.to_pylist()]
+        return pa.array([None if v is None else v.isoformat() for v in array.to_pylist()], pa.string())
     if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
         array = pc.cast(array, pa.string())
     array = pc.utf8_trim_whitespace(array)
-    array = pc.if_else(pc.equal(array, ""), pa.scalar(None, array.type), array)
-    return array.to_pylist()
+    return pc.if_else(pc.equal(array, ""), pa.scalar(None, array.type), array)
 
 
 def number(column: pa.ChunkedArray | pa.Array, name: str) -> Parsed:

@@ -126,7 +126,7 @@ def read_messages(path: Path) -> Iterator[MessageBlock]:
 
 def _open_text(path: Path) -> IO[bytes]:
     if path.suffix.lower() == ".gz":
-        return gzip.open(path, "rb")
+        return gzip.open(path, "rb")  # type: ignore[return-value]
     return open(path, "rb")
 
 
