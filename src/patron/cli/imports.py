@@ -51,8 +51,9 @@ class ProgressBar:
         self._task: TaskID | None = None
 
     def start(self, description: str, total: int | None) -> None:
-        if self._task is not None:
-            self._bar.update(self._task, completed=self._bar.tasks[-1].total or 0)
+        if self._task is not None:  # the previous stage is done: show it full
+            done = self._bar.tasks[-1].total or 1
+            self._bar.update(self._task, total=done, completed=done)
         self._task = self._bar.add_task(description, total=total)
 
     def advance(self, amount: int) -> None:

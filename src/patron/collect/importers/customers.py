@@ -89,6 +89,7 @@ def import_customers(
             is missing.
     """
     progress = progress or NoProgress()
+    progress.start(f"reading {path.name}", None)
     table = read_table(path)
     names = table.column_names
     if options.id_column not in names:

@@ -67,6 +67,8 @@ def read_table(path: Path) -> pa.Table:
     try:
         table = _read_csv(path) if kind == "csv" else pq.read_table(path)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, UnicodeDecodeError) as error:
+        if "invalid UTF8" in str(error) or isinstance(error, UnicodeDecodeError):
+            raise ImportFileError(path, "is not UTF-8 text; save it as UTF-8 CSV") from None
         what = "CSV" if kind == "csv" else "Parquet"
         raise ImportFileError(path, f"not a readable {what} file ({_first_line(error)})") from None
     if table.num_rows == 0:

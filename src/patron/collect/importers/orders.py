@@ -150,9 +150,11 @@ def import_orders(
     Raises:
         ImportFileError: the file cannot be read, or the mapping does not fit it.
     """
+    progress = progress or NoProgress()
+    progress.start(f"reading {path.name}", None)
     table = read_table(path)
     mapping = resolve_mapping(path, table.column_names, options.mapping)
-    return _OrderBuilder(table, mapping, options).store(store, str(path), progress or NoProgress())
+    return _OrderBuilder(table, mapping, options).store(store, str(path), progress)
 
 
 class _OrderBuilder:
