@@ -359,7 +359,7 @@ def _session(
 
 
 def _order(maker: _Messages, rng: random.Random, at: datetime, number: int) -> None:
-    lines = []
+    lines: list[dict[str, Any]] = []
     for _ in range(rng.randint(1, 3)):
         product = rng.randint(1, 500)
         lines.append({
