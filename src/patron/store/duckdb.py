@@ -248,9 +248,14 @@ class DuckDBStore:
         self._close_all()
         try:
             con = duckdb.connect(str(self.path), read_only=self._read_only)
-            con.execute("SELECT count(*) FROM events").fetchall()
         except (duckdb.Error, OSError):
             return  # still unwritable: keep refusing with the first error
+        try:
+            con.execute("SELECT 1").fetchall()
+        except duckdb.Error:
+            with suppress(duckdb.Error):
+                con.close()  # or DuckDB would hand this instance back on the next try
+            return
         self._con = con
         self._ibis_con = con.cursor()
         self._ibis = ibis.duckdb.from_connection(self._ibis_con)
