@@ -158,121 +158,102 @@ def import_orders(
 
 
 class _OrderBuilder:
-    """Converts the mapped columns once, then makes events chunk by chunk."""
+    """Converts the mapped columns once (into Arrow arrays), then makes events chunk by chunk.
+
+    Columns stay in Arrow until a chunk needs them, so Python objects exist for one chunk
+    of orders at a time rather than for the whole file.
+    """
 
     def __init__(self, table: pa.Table, mapping: dict[str, str], options: OrderOptions) -> None:
         self.table = table
-        self.mapping = mapping
         self.options = options
         self.errors: dict[int, tuple[str, str]] = {}
-
-        def text_array(key: str) -> pa.Array | None:
-            return cols.text_array(table[mapping[key]]) if key in mapping else None
-
-        def text(key: str) -> list[str | None] | None:
-            array = text_array(key)
-            return None if array is None else array.to_pylist()
-
-        def number(key: str) -> list[float | None] | None:
+        #: Order-level columns by field, and product columns by their key in ``products[]``.
+        self.columns: dict[str, pa.Array] = {}
+        self.products: dict[str, pa.Array] = {}
+        for key in ORDER_FIELDS:
             if key not in mapping:
-                return None
-            parsed = cols.number(table[mapping[key]], key)
-            self._note(key, parsed.errors)
-            return parsed.values
-
-        self.order_id_array: pa.Array = cols.text_array(table[mapping["order_id"]])
-        self.order_ids: list[str | None] = self.order_id_array.to_pylist()
-        identities = [text_array(key) for key in ("customer_id", "email", "anonymous_id")]
-        self.customer_ids, self.emails, self.anonymous_ids = (
-            None if a is None else a.to_pylist() for a in identities
-        )
-        self.currencies = text("currency")
-        times = cols.timestamps(table[mapping["timestamp"]], "timestamp", options.date_format)
-        self._note("timestamp", times.errors)
-        self.times = times.array
-        self.revenue = number("revenue")
-        self.total = number("total")
-        self.products: list[tuple[str, list[Any]]] = []
-        for key, product_key in _PRODUCT_KEYS.items():
-            values: list[Any] | None
-            if key in ("price", "quantity"):
-                values = number(key)
-                if values is not None and key == "quantity":
-                    values = [_whole(q) for q in values]
+                continue
+            column = table[mapping[key]]
+            if key == "timestamp":
+                times = cols.timestamps(column, "timestamp", options.date_format)
+                self._note("timestamp", times.errors)
+                array = times.array
+            elif key in ("revenue", "total", "price", "quantity"):
+                parsed = cols.number(column, key)
+                self._note(key, parsed.errors)
+                array = pa.array(parsed.values, pa.float64())
             else:
-                values = text(key)
-            if values is not None:
-                self.products.append((product_key, values))
-        self._check_rows([a for a in identities if a is not None])
+                array = cols.text_array(column)
+            if key in _PRODUCT_KEYS:
+                self.products[_PRODUCT_KEYS[key]] = array
+            else:
+                self.columns[key] = array
+        self._check_rows()
 
     def _note(self, field_name: str, errors: dict[int, str]) -> None:
         for row, reason in errors.items():
             self.errors.setdefault(row, (field_name, reason))
 
-    def _check_rows(self, identities: list[pa.Array]) -> None:
+    def _check_rows(self) -> None:
         """Row rules the columns alone cannot enforce: required cells, far-future times."""
-        ids = self.order_id_array
+        ids = self.columns["order_id"]
         too_long = pc.fill_null(pc.greater(pc.utf8_length(ids), _MAX_ORDER_ID), False)
         for row in pc.indices_nonzero(pc.or_(pc.is_null(ids), too_long)).to_pylist():
-            reason = "order_id is empty" if self.order_ids[row] is None else (
+            reason = "order_id is empty" if not ids[row].is_valid else (
                 f"order_id is over {_MAX_ORDER_ID} characters"
             )
             self.errors.setdefault(row, ("order_id", reason))
-        missing_time = pc.is_null(self.times)
+        times = self.columns["timestamp"]
         limit = pa.scalar(utc_now() + self.options.max_future, pa.timestamp("us"))
-        future = pc.fill_null(pc.greater(self.times, limit), False)
-        for row in pc.indices_nonzero(pc.or_(missing_time, future)).to_pylist():
-            if row not in self.errors:
-                reason = "timestamp is empty" if self.times[row].as_py() is None else (
-                    f"timestamp {self.times[row].as_py().isoformat()} lies in the future "
-                    "(limit PATRON_MAX_FUTURE_SECONDS)"
-                )
-                self.errors[row] = ("timestamp", reason)
+        future = pc.fill_null(pc.greater(times, limit), False)
+        for row in pc.indices_nonzero(pc.or_(pc.is_null(times), future)).to_pylist():
+            value = times[row].as_py()
+            reason = "timestamp is empty" if value is None else (
+                f"timestamp {value.isoformat()} lies in the future (limit PATRON_MAX_FUTURE_SECONDS)"
+            )
+            self.errors.setdefault(row, ("timestamp", reason))
+        identities = [self.columns[k] for k in ("customer_id", "email", "anonymous_id") if k in self.columns]
         nobody = pc.is_null(identities[0])
         for column in identities[1:]:
             nobody = pc.and_(nobody, pc.is_null(column))
         for row in pc.indices_nonzero(nobody).to_pylist():
             self.errors.setdefault(row, ("customer_id", "no customer_id, email or anonymous_id"))
 
-    def _groups(self) -> tuple[list[int], list[int]]:
+    def _groups(self) -> tuple[np.ndarray, np.ndarray]:
         """Rows grouped into orders: order ``g`` is ``rows[starts[g]:starts[g + 1]]``.
 
         Orders keep the order of their first row; without product columns every row
         is an order of its own.
         """
-        n = len(self.order_ids)
+        n = self.table.num_rows
         if not self.products:
-            return list(range(n)), list(range(n + 1))
-        encoded = pc.dictionary_encode(self.order_id_array)  # codes in first-seen order
-        codes = encoded.indices.to_numpy(zero_copy_only=False)
+            return np.arange(n), np.arange(n + 1)
+        encoded = pc.dictionary_encode(self.columns["order_id"])  # codes in first-seen order
         nulls = pc.is_null(encoded.indices).to_numpy(zero_copy_only=False)
+        codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
         if nulls.any():  # rejected anyway: each its own group, never merged with others
-            codes = np.where(nulls, 0, codes).astype(np.int64)
             codes[nulls] = len(encoded.dictionary) + np.arange(int(nulls.sum()))
-        counts = np.bincount(codes)
-        starts = np.concatenate(([0], np.cumsum(counts)))
+        starts = np.concatenate(([0], np.cumsum(np.bincount(codes))))
         if n < 2 or bool((np.diff(codes) >= 0).all()):  # the usual export: lines adjacent
-            rows = np.arange(n)
-        else:
-            rows = np.argsort(codes, kind="stable")
-        return rows.tolist(), starts.tolist()
+            return np.arange(n), starts
+        return np.argsort(codes, kind="stable"), starts
 
-    def _lines_revenue(self, rows: list[int], starts: list[int]) -> list[float | None] | None:
-        """Per order, the sum of price x quantity (quantity 1 when empty) of its priced lines."""
-        values = dict(self.products)
-        if "price" not in values:
+    def _lines_revenue(self, rows: np.ndarray, starts: np.ndarray) -> np.ndarray | None:
+        """Per order, the sum of price x quantity (1 when empty) of its priced lines; NaN if none."""
+        if "price" not in self.products or not len(rows):
             return None
-        price = pa.array(values["price"], pa.float64()).to_numpy(zero_copy_only=False)
+        price = self.products["price"].to_numpy(zero_copy_only=False)
         quantity = np.ones_like(price)
-        if "quantity" in values:
-            given = pa.array(values["quantity"], pa.float64()).to_numpy(zero_copy_only=False)
+        if "quantity" in self.products:
+            given = self.products["quantity"].to_numpy(zero_copy_only=False)
             quantity = np.where(np.isnan(given), 1.0, given)
         line = (price * quantity)[rows]
         priced = ~np.isnan(line)
         sums = np.add.reduceat(np.where(priced, line, 0.0), starts[:-1])
         counted = np.add.reduceat(priced.astype(np.int64), starts[:-1])
         # Rounded so float noise (0.1 + 0.2) does not reach the stored event.
-        return [round(float(s), 6) if c else None for s, c in zip(sums, counted, strict=True)]
+        return np.where(counted > 0, np.round(sums, 6), np.nan)
 
     def store(self, store: Store, name: str, progress: Progress) -> ImportReport:
         report = ImportReport("orders", name, self.options.source_id, unit="rows")
@@ -281,69 +262,86 @@ class _OrderBuilder:
         writer = ChunkWriter(store, report, received_at)
         progress.start(f"importing {Path(name).name}", report.read)
         rows, starts = self._groups()
-        self.lines_revenue = self._lines_revenue(rows, starts) if rows else None
-        times = self.times.to_pylist()
+        lines_revenue = self._lines_revenue(rows, starts)
         n_orders = len(starts) - 1
         with _no_garbage_collection():
             for first in range(0, n_orders, CHUNK_SIZE):
                 last = min(first + CHUNK_SIZE, n_orders)
-                groups = [(g, rows[starts[g] : starts[g + 1]]) for g in range(first, last)]
-                events, rejected = self._chunk(groups, times, received_at)
+                chunk_rows = rows[starts[first] : starts[last]]
+                bounds = (starts[first : last + 1] - starts[first]).tolist()
+                revenue = None if lines_revenue is None else lines_revenue[first:last].tolist()
+                events, rejected = self._chunk(chunk_rows, bounds, revenue, received_at)
                 writer.write(events, self._rejections(rejected))
-                progress.advance(starts[last] - starts[first])
+                progress.advance(len(chunk_rows))
         return report
 
     def _chunk(
-        self, groups: list[tuple[int, list[int]]], times: list[Any], received_at: Any
+        self,
+        chunk_rows: np.ndarray,
+        bounds: list[int],
+        lines_revenue: list[float] | None,
+        received_at: Any,
     ) -> tuple[pa.Table, list[tuple[int, str, str]]]:
+        """Events of the orders whose rows are ``chunk_rows``, split at ``bounds``."""
         options = self.options
+        take = pa.array(chunk_rows, pa.int64())
+        rows = chunk_rows.tolist()
+        local = {key: array.take(take).to_pylist() for key, array in self.columns.items()}
+        order_ids = local["order_id"]
+        times = local["timestamp"]
+        none = [None] * len(rows)
+        customer_ids = local.get("customer_id", none)
+        emails = local.get("email", none)
+        anonymous_ids_in = local.get("anonymous_id", none)
+        currencies = local.get("currency", none)
+        revenues = local.get("revenue", none)
+        totals = local.get("total", none)
+        products = [(key, array.take(take).to_pylist()) for key, array in self.products.items()]
+        if "quantity" in self.products:
+            products = [(k, [_whole(q) for q in v] if k == "quantity" else v) for k, v in products]
         library = {"name": "patron-import", "version": __version__}
+        errors = self.errors
         message_ids: list[str] = []
         user_ids: list[str | None] = []
         anonymous_ids: list[str | None] = []
         first_rows: list[int] = []
         raws: list[str] = []
         rejected: list[tuple[int, str, str]] = []
-        for group, rows in groups:
-            bad = next((self.errors[r] for r in rows if r in self.errors), None)
-            if bad is not None:
-                rejected.extend(self._reject_order(rows, bad))
-                continue
-            first = rows[0]
-            order_id = self.order_ids[first]
+        for group in range(len(bounds) - 1):
+            start, end = bounds[group], bounds[group + 1]
+            if errors:
+                bad = next((errors[rows[i]] for i in range(start, end) if rows[i] in errors), None)
+                if bad is not None:
+                    rejected.extend(self._reject_order(rows[start:end], bad))
+                    continue
+            order_id = order_ids[start]
             properties: dict[str, Any] = {"order_id": order_id}
-            products = None
-            if self.products:
-                products = [
-                    {key: values[r] for key, values in self.products if values[r] is not None}
-                    for r in rows
-                ]
-            revenue = self.revenue[first] if self.revenue is not None else None
-            if revenue is None and self.lines_revenue is not None:
-                revenue = self.lines_revenue[group]
+            revenue = revenues[start]
+            if revenue is None and lines_revenue is not None and lines_revenue[group] == lines_revenue[group]:
+                revenue = lines_revenue[group]  # (NaN != NaN: an order without priced lines)
             if revenue is not None:
                 properties["revenue"] = revenue
-            if self.total is not None and self.total[first] is not None:
-                properties["total"] = self.total[first]
-            currency = self.currencies[first] if self.currencies is not None else None
-            properties["currency"] = currency or options.currency
-            if products is not None:
-                properties["products"] = products
+            if totals[start] is not None:
+                properties["total"] = totals[start]
+            properties["currency"] = currencies[start] or options.currency
+            if products:
+                properties["products"] = [
+                    {key: values[i] for key, values in products if values[i] is not None}
+                    for i in range(start, end)
+                ]
             message_id = f"order-{order_id}"
             message: dict[str, Any] = {
                 "type": "track",
                 "event": ORDER_EVENT,
                 "messageId": message_id,
-                "timestamp": times[first],
+                "timestamp": times[start],
                 "properties": properties,
             }
-            user_id = self.customer_ids[first] if self.customer_ids is not None else None
-            anonymous_id = self.anonymous_ids[first] if self.anonymous_ids is not None else None
-            email = self.emails[first] if self.emails is not None else None
+            user_id, anonymous_id, email = customer_ids[start], anonymous_ids_in[start], emails[start]
             if user_id is None and anonymous_id is None:
                 # Segment needs userId or anonymousId; an email-only export gets a stable
                 # anonymous id derived from the email, which identity resolution can link.
-                anonymous_id = f"email:{email.lower()}"  # type: ignore[union-attr]
+                anonymous_id = f"email:{email.lower()}"
             if user_id is not None:
                 message["userId"] = user_id
             if anonymous_id is not None:
@@ -358,12 +356,12 @@ class _OrderBuilder:
                     f"order {order_id} makes a {len(raw)}-byte event, over the limit of "
                     f"{options.max_message_bytes} bytes"
                 )
-                rejected.extend(self._reject_order(rows, ("", reason)))
+                rejected.extend(self._reject_order(rows[start:end], ("", reason)))
                 continue
             message_ids.append(message_id)
             user_ids.append(user_id)
             anonymous_ids.append(anonymous_id)
-            first_rows.append(first)
+            first_rows.append(rows[start])
             raws.append(raw.decode())
         events = event_table(
             source_id=options.source_id,
@@ -373,14 +371,13 @@ class _OrderBuilder:
             message_ids=message_ids,
             user_ids=user_ids,
             anonymous_ids=anonymous_ids,
-            timestamps=self.times.take(pa.array(first_rows, pa.int64())),
+            timestamps=self.columns["timestamp"].take(pa.array(first_rows, pa.int64())),
             raws=raws,
         )
         return events, rejected
 
-    def _reject_order(
-        self, rows: list[int], bad: tuple[str, str]
-    ) -> list[tuple[int, str, str]]:
+    def _reject_order(self, rows: list[int], bad: tuple[str, str]) -> list[tuple[int, str, str]]:
+        """Every row of a rejected order, each with its own reason or the order's."""
         field_name, reason = bad
         out = []
         for row in rows:
