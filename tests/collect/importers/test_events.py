@@ -120,3 +120,20 @@ def test_unusable_files_raise_one_clear_error(
     with pytest.raises(ImportFileError, match=reason):
         workspace.imports.events(path)
     assert workspace.events.counts().total == 0
+
+
+def test_gzipped_jsonl(tmp_path: Path, workspace: Workspace) -> None:
+    import gzip
+
+    path = tmp_path / "events.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"type":"track","userId":"u","event":"E"}\n'))
+    assert workspace.imports.events(path).stored == 1
+    (tmp_path / "fake.jsonl.gz").write_bytes(b"not gzip")
+    with pytest.raises(ImportFileError, match="cannot be read"):
+        workspace.imports.events(tmp_path / "fake.jsonl.gz")
+
+
+def test_an_empty_source_is_refused(tmp_path: Path, workspace: Workspace) -> None:
+    path = _jsonl(tmp_path / "e.jsonl", [{"type": "track", "userId": "u", "event": "E"}])
+    with pytest.raises(ImportFileError, match="--source must not be empty"):
+        workspace.imports.events(path, source_id=" ")

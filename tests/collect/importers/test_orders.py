@@ -181,3 +181,10 @@ def test_unusable_mappings_and_files(
 ) -> None:
     with pytest.raises(ImportFileError, match=reason):
         workspace.imports.orders(_csv(tmp_path, text), mapping=mapping)
+
+
+def test_without_product_columns_a_repeated_order_id_is_a_duplicate(tmp_path: Path, workspace: Workspace) -> None:
+    text = "order_id,customer_id,timestamp,revenue\n1,c,2024-01-01,5\n1,c,2024-01-01,5\n2,c,2024-01-02,7\n"
+    report = workspace.imports.orders(_csv(tmp_path, text))
+    assert (report.read, report.events, report.stored, report.duplicates) == (3, 3, 2, 1)
+    assert "read 3 rows into 3 orders; stored 2, duplicates 1" in report.summary()

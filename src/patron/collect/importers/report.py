@@ -75,14 +75,18 @@ class ImportReport:
 
     def summary(self) -> str:
         """One line for people: what was read, stored, already there and rejected."""
-        made = "" if self.kind == "events" else f" into {self.events:,} {self.kind}"
+        made = "" if self.kind == "events" else f" into {_count(self.events, self.kind)}"
         line = (
-            f"{self.path}: read {self.read:,} {self.unit}{made}; stored {self.stored:,}, "
+            f"{self.path}: read {_count(self.read, self.unit)}{made}; stored {self.stored:,}, "
             f"duplicates {self.duplicates:,}, rejected {self.rejected:,} (source {self.source_id})"
         )
         if self.rejected:
             line += "; `patron events failed` lists the rejections"
         return line
+
+
+def _count(n: int, plural: str) -> str:
+    return f"{n:,} {plural if n != 1 else plural.removesuffix('s')}"
 
 
 class ChunkWriter:

@@ -7,11 +7,17 @@ from pathlib import Path
 
 from patron.collect.importers.customers import CustomerOptions, import_customers
 from patron.collect.importers.events import import_events
+from patron.collect.importers.exceptions import ImportFileError
 from patron.collect.importers.orders import OrderOptions, import_orders
 from patron.collect.importers.report import ImportReport, Progress
 from patron.collect.spec import MessageValidator, content_message_id
 from patron.config import Settings
 from patron.store.base import Store
+
+
+def _check_source(path: Path, source_id: str) -> None:
+    if not source_id.strip():
+        raise ImportFileError(path, "--source must not be empty")
 
 
 class Importers:
@@ -25,6 +31,7 @@ class Importers:
         self, path: Path, *, source_id: str = "import", progress: Progress | None = None
     ) -> ImportReport:
         """Segment-spec messages from a JSONL, JSON or Parquet file."""
+        _check_source(Path(path), source_id)
         validator = MessageValidator(
             max_message_bytes=self.settings.max_message_bytes,
             max_future=self.settings.max_future,
@@ -43,6 +50,7 @@ class Importers:
         progress: Progress | None = None,
     ) -> ImportReport:
         """Orders from a CSV or Parquet file, one ``Order Completed`` event each."""
+        _check_source(Path(path), source_id)
         options = OrderOptions(
             source_id=source_id,
             mapping=dict(mapping or {}),
@@ -63,6 +71,7 @@ class Importers:
         progress: Progress | None = None,
     ) -> ImportReport:
         """CRM records from a CSV or Parquet file, one ``identify`` each."""
+        _check_source(Path(path), source_id)
         options = CustomerOptions(
             id_column=id_column,
             source_id=source_id,
