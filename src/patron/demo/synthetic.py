@@ -219,7 +219,8 @@ def synthetic_events(
     """Messages for ``n_customers`` made-up customers (``synthetic-<seed>-<n>``).
 
     Each customer gets random purchase dates in ``[start, end]`` and then the life
-    :func:`customer_messages` describes, orders included: about 25 messages a customer.
+    :func:`customer_messages` describes, orders included: about 22 messages of about
+    400 bytes a customer, made at about 100,000 messages a second on one core.
     Generation is lazy, one customer at a time, so any size fits in memory.
 
     Args:
