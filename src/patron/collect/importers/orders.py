@@ -21,10 +21,8 @@ validator, whose rules they follow by construction.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +34,16 @@ import pyarrow.compute as pc
 from patron import __version__
 from patron.collect.importers import columns as cols
 from patron.collect.importers.eventtable import event_table
-from patron.collect.importers.exceptions import ImportFileError
 from patron.collect.importers.files import read_table
-from patron.collect.importers.mapping import check_columns
+from patron.collect.importers.order_fields import (
+    DEFAULT_SOURCE,
+    MAX_ORDER_ID,
+    ORDER_EVENT,
+    ORDER_FIELDS,
+    PRODUCT_KEYS,
+    OrderOptions,
+    resolve_mapping,
+)
 from patron.collect.importers.report import (
     CHUNK_SIZE,
     ChunkWriter,
@@ -50,96 +55,9 @@ from patron.collect.spec import Rejection
 from patron.collect.timestamps import utc_now
 from patron.store.base import Store
 
-DEFAULT_SOURCE = "import:orders"
-ORDER_EVENT = "Order Completed"
+__all__ = ["DEFAULT_SOURCE", "ORDER_EVENT", "ORDER_FIELDS", "OrderOptions", "import_orders", "resolve_mapping"]
 
-#: Fields a column can be mapped to, and what each means.
-ORDER_FIELDS: dict[str, str] = {
-    "order_id": "the order's id (required)",
-    "customer_id": "your customer id, stored as userId",
-    "email": "the customer's email, stored as context.traits.email",
-    "anonymous_id": "an anonymous id, stored as anonymousId",
-    "timestamp": "when the order was placed (required; the field 'date' is the same)",
-    "revenue": "order revenue; default: the sum of price x quantity of its lines",
-    "total": "order total",
-    "currency": "ISO currency code per row; default --currency",
-    "product_id": "line: product id",
-    "sku": "line: SKU",
-    "product_name": "line: product name",
-    "price": "line: unit price",
-    "quantity": "line: quantity",
-    "category": "line: product category",
-}
-_ALIASES = {"date": "timestamp"}
-#: Mapped to a product's key in ``products[]``.
-_PRODUCT_KEYS = {
-    "product_id": "product_id",
-    "sku": "sku",
-    "product_name": "name",
-    "price": "price",
-    "quantity": "quantity",
-    "category": "category",
-}
 _JSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
-_MAX_ORDER_ID = 400  # leaves room for "order-" within the 512-character message id
-
-
-@dataclass(frozen=True)
-class OrderOptions:
-    """How to read an order file.
-
-    Attributes:
-        source_id: the source the events are stored under (message ids are unique per source).
-        mapping: field -> column; fields not named map to a column of the same name if present.
-        currency: the currency of orders without a currency column.
-        date_format: ``strptime`` format of the timestamp column, when not ISO-8601.
-        max_future: a timestamp further past now than this is rejected, as for the API.
-        max_message_bytes: an order whose event is larger is rejected, as for the API.
-    """
-
-    source_id: str = DEFAULT_SOURCE
-    mapping: Mapping[str, str] = field(default_factory=dict)
-    currency: str = "USD"
-    date_format: str | None = None
-    max_future: timedelta = timedelta(hours=24)
-    max_message_bytes: int = 32 * 1024
-
-
-def resolve_mapping(path: Path, columns: list[str], given: Mapping[str, str]) -> dict[str, str]:
-    """The full field -> column mapping: explicit entries, then same-named columns.
-
-    Raises:
-        ImportFileError: an unknown field, or a required field without a column.
-        MissingColumn: a mapped column the file lacks.
-    """
-    explicit: dict[str, str] = {}
-    for name, column in given.items():
-        key = _ALIASES.get(name, name)
-        if key not in ORDER_FIELDS:
-            raise ImportFileError(
-                path, f"--map {name}=...: unknown field; fields are {', '.join(ORDER_FIELDS)}"
-            )
-        explicit[key] = column
-    check_columns(path, explicit, columns, "see `patron import orders --help` for the fields")
-    mapping = dict(explicit)
-    for key in ORDER_FIELDS:
-        if key not in mapping and key in columns:
-            mapping[key] = key
-    if "timestamp" not in mapping and "date" in columns:
-        mapping["timestamp"] = "date"
-    shown = ", ".join(columns)
-    for key, hint in (("order_id", "order_id=OrderNo"), ("timestamp", "timestamp=OrderDate")):
-        if key not in mapping:
-            raise ImportFileError(
-                path, f"no column for {key}: map one with --map {hint}; the file's columns are: {shown}"
-            )
-    if not {"customer_id", "email", "anonymous_id"} & mapping.keys():
-        raise ImportFileError(
-            path,
-            "no column for the customer: map customer_id (or email or anonymous_id), "
-            f"e.g. --map customer_id=CustomerID; the file's columns are: {shown}",
-        )
-    return mapping
 
 
 def import_orders(
@@ -185,8 +103,8 @@ class _OrderBuilder:
                 array = pa.array(parsed.values, pa.float64())
             else:
                 array = cols.text_array(column)
-            if key in _PRODUCT_KEYS:
-                self.products[_PRODUCT_KEYS[key]] = array
+            if key in PRODUCT_KEYS:
+                self.products[PRODUCT_KEYS[key]] = array
             else:
                 self.columns[key] = array
         self._check_rows()
@@ -198,10 +116,10 @@ class _OrderBuilder:
     def _check_rows(self) -> None:
         """Row rules the columns alone cannot enforce: required cells, far-future times."""
         ids = self.columns["order_id"]
-        too_long = pc.fill_null(pc.greater(pc.utf8_length(ids), _MAX_ORDER_ID), False)
+        too_long = pc.fill_null(pc.greater(pc.utf8_length(ids), MAX_ORDER_ID), False)
         for row in pc.indices_nonzero(pc.or_(pc.is_null(ids), too_long)).to_pylist():
             reason = "order_id is empty" if not ids[row].is_valid else (
-                f"order_id is over {_MAX_ORDER_ID} characters"
+                f"order_id is over {MAX_ORDER_ID} characters"
             )
             self.errors.setdefault(row, ("order_id", reason))
         times = self.columns["timestamp"]
