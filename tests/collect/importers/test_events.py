@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import orjson
@@ -78,15 +79,20 @@ def test_parquet_messages_with_struct_columns(tmp_path: Path, workspace: Workspa
     path = tmp_path / "events.parquet"
     table = pa.Table.from_pylist(
         [
-            {"type": "track", "userId": "u1", "event": "Bought", "properties": {"sku": "A", "price": 3.5}, "anonymousId": None},
-            {"type": "track", "userId": None, "event": "Bought", "properties": {"sku": None, "price": 1.0}, "anonymousId": "a9"},
+            {"type": "track", "userId": "u1", "event": "Bought", "properties": {"sku": "A", "price": 3.5},
+             "anonymousId": None, "timestamp": datetime(2024, 3, 1, 12, 30)},
+            {"type": "track", "userId": None, "event": "Bought", "properties": {"sku": None, "price": 1.0},
+             "anonymousId": "a9", "timestamp": None},
         ]
     )
     pq.write_table(table, path)
     report = workspace.imports.events(path)
     assert (report.stored, report.rejected) == (2, 0)
-    messages = [r["message"] for r in stored.rows()]
+    rows = stored.rows()
+    assert rows[0]["timestamp"] == datetime(2024, 3, 1, 12, 30)
+    messages = [r["message"] for r in rows]
     assert messages[0]["properties"] == {"sku": "A", "price": 3.5}
+    assert messages[0]["timestamp"] == "2024-03-01T12:30:00Z"
     assert "userId" not in messages[1] and messages[1]["properties"] == {"price": 1.0}
 
 

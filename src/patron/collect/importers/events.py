@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from patron.collect.importers.files import BadItem, read_messages
+from patron.collect.importers.files import BadItem, count_messages, read_messages
 from patron.collect.importers.report import (
     CHUNK_SIZE,
     ChunkWriter,
@@ -47,9 +47,9 @@ def import_events(
     report = ImportReport("events", str(path), source_id)
     received_at = utc_now()
     writer = ChunkWriter(store, report, received_at)
-    # A message file's length is unknown until read; the bar follows bytes of a big
-    # file poorly, so it counts messages instead.
-    progress.start(f"importing {path.name}", None)
+    # Only Parquet says up front how many messages it holds; for text files the bar
+    # counts messages without a total.
+    progress.start(f"importing {path.name}", count_messages(path))
     rows: list[EventRow] = []
     rejections: list[Rejection] = []
     for block in read_messages(path):

@@ -108,6 +108,16 @@ class MessageBlock:
     sent_at: Any = None
 
 
+def count_messages(path: Path) -> int | None:
+    """How many messages a Parquet file holds, from its footer; ``None`` for text files."""
+    if file_format(path, ("jsonl", "json", "parquet")) != "parquet":
+        return None
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except (pa.ArrowInvalid, OSError):
+        return None  # reading it will say what is wrong
+
+
 def read_messages(path: Path) -> Iterator[MessageBlock]:
     """The messages of a JSONL, JSON (array or ``{"batch": [...]}``) or Parquet file.
 
