@@ -42,3 +42,19 @@ def test_duplicate_name_and_unknown_revoke(workspace: Workspace) -> None:
         workspace.keys.create("web", "read")
     with pytest.raises(UnknownKey, match="patron keys list"):
         workspace.keys.revoke("nope")
+
+
+def test_revocation_by_another_process_is_seen_after_the_cache_time(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from patron.collect import keys as keys_module
+    from patron.collect.keys import KeyRing
+
+    key = workspace.keys.create("web", "write").key
+    server_ring = KeyRing(workspace.store)  # as a running server would hold it
+    assert server_ring.authenticate(key, scope="write").name == "web"
+    workspace.keys.revoke("web")  # another KeyRing: the server's cache does not know yet
+    assert server_ring.authenticate(key, scope="write").name == "web"
+    monkeypatch.setattr(keys_module, "KEY_CACHE_SECONDS", 0.0)
+    with pytest.raises(AuthenticationError, match="revoked"):
+        server_ring.authenticate(key, scope="write")

@@ -108,7 +108,7 @@ def _assert_clear_503(response: httpx.Response) -> None:
     assert int(response.headers["retry-after"]) > 0
     body = orjson.loads(response.content)
     assert body["code"] == "store_unavailable"
-    assert "cannot be written" in body["message"] and "nothing in this request was stored" in body["message"]
+    assert "cannot be written" in body["message"] and "was stored, so retrying is safe" in body["message"]
 
 
 def _assert_store_matches(store: Path, sender: Sender) -> None:

@@ -53,8 +53,9 @@ def create_app(settings: Settings | None = None, workspace: Workspace | None = N
                 ws.store.checkpoint()
             except patron.PatronError:
                 pass  # the WAL already holds every committed row
-            if workspace is None:
-                ws.close()
+            # Close here, not after server.run(): on SIGTERM uvicorn re-raises the signal
+            # once the app has shut down, so code after run() never executes.
+            ws.close()
 
     app = FastAPI(
         title="Patron",

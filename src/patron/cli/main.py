@@ -43,7 +43,7 @@ def serve(
         update={k: v for k, v in (("host", host), ("port", port)) if v is not None}
     )
     workspace = Workspace(settings)
-    _ = workspace.store  # open now, so a locked or unwritable store fails before binding
+    _ = workspace.store  # open now: a locked store or one that cannot be created fails before binding
     config = uvicorn.Config(
         create_app(settings, workspace),
         host=settings.host,

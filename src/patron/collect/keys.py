@@ -11,6 +11,7 @@ import hashlib
 import re
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 
 from patron.collect.exceptions import AuthenticationError
@@ -53,12 +54,17 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+#: Seconds a key seen valid is trusted without asking the store again, so a key revoked
+#: by another process stops working within this time.
+KEY_CACHE_SECONDS = 30.0
+
+
 class KeyRing:
-    """Creates, checks and revokes keys; remembers the ones it has seen valid."""
+    """Creates, checks and revokes keys; remembers for a short while the ones seen valid."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._cache: dict[str, KeyRecord] = {}
+        self._cache: dict[str, tuple[float, KeyRecord]] = {}
         self._lock = threading.Lock()
 
     def create(self, name: str, scope: str, *, source_id: str | None = None) -> NewKey:
@@ -93,14 +99,20 @@ class KeyRing:
                 "password, or as writeKey in the body"
             )
         digest = hash_key(key)
+        now = time.monotonic()
         with self._lock:
-            record = self._cache.get(digest)
-        if record is None:
-            record = self.store.find_key(digest)
-            if record is None or record.revoked_at is not None:
+            cached = self._cache.get(digest)
+        if cached is not None and now - cached[0] < KEY_CACHE_SECONDS:
+            record = cached[1]
+        else:
+            found = self.store.find_key(digest)
+            if found is None or found.revoked_at is not None:
+                with self._lock:
+                    self._cache.pop(digest, None)
                 raise AuthenticationError("unknown or revoked key; create one with `patron keys create`")
+            record = found
             with self._lock:
-                self._cache[digest] = record
+                self._cache[digest] = (now, record)
         if record.scope != scope and record.scope != "admin":
             raise AuthenticationError(f"key {record.name!r} has scope {record.scope!r}, not {scope!r}")
         return record
@@ -109,7 +121,7 @@ class KeyRing:
         if not self.store.revoke_key(name, utc_now()):
             raise UnknownKey(name)
         with self._lock:
-            self._cache = {h: r for h, r in self._cache.items() if r.name != name}
+            self._cache = {h: c for h, c in self._cache.items() if c[1].name != name}
 
     def list(self) -> list[KeyRecord]:
         return self.store.list_keys()

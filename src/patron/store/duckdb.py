@@ -315,24 +315,19 @@ class DuckDBStore:
                 if isinstance(error, duckdb.ConstraintException | duckdb.InvalidInputException):
                     raise
                 raise self._unavailable(error) from None
+            except BaseException:
+                # Not the engine's fault (a bad Arrow table, an interrupt): still never
+                # leave this thread's cursor inside an open transaction.
+                with suppress(duckdb.Error):
+                    cur.execute("ROLLBACK")
+                raise
 
     # -- event log ---------------------------------------------------------------
 
     def append(self, events: pa.Table, failed: pa.Table | None = None) -> AppendResult:
-        inserted: frozenset[tuple[str, str]] = frozenset()
         failed_stored = 0
         with self._transaction() as cur:
-            if events.num_rows:
-                cur.register("_patron_new_events", events)
-                try:
-                    rows = cur.execute(
-                        f"INSERT INTO events ({_EVENT_COLS}) SELECT {_EVENT_COLS} "
-                        "FROM _patron_new_events ON CONFLICT DO NOTHING "
-                        "RETURNING source_id, message_id"
-                    ).fetchall()
-                finally:
-                    cur.unregister("_patron_new_events")
-                inserted = frozenset((r[0], r[1]) for r in rows)
+            inserted = _insert_events(cur, events)
             if failed is not None and failed.num_rows:
                 cur.register("_patron_new_failed", failed)
                 try:
@@ -371,18 +366,7 @@ class DuckDBStore:
 
     def mark_replayed(self, failed_ids: list[int], events: pa.Table) -> AppendResult:
         with self._transaction() as cur:
-            inserted: frozenset[tuple[str, str]] = frozenset()
-            if events.num_rows:
-                cur.register("_patron_replayed", events)
-                try:
-                    rows = cur.execute(
-                        f"INSERT INTO events ({_EVENT_COLS}) SELECT {_EVENT_COLS} "
-                        "FROM _patron_replayed ON CONFLICT DO NOTHING "
-                        "RETURNING source_id, message_id"
-                    ).fetchall()
-                finally:
-                    cur.unregister("_patron_replayed")
-                inserted = frozenset((r[0], r[1]) for r in rows)
+            inserted = _insert_events(cur, events)
             if failed_ids:
                 cur.execute(
                     "UPDATE failed_events SET status = 'replayed', replayed_at = now()::TIMESTAMP "
@@ -468,6 +452,22 @@ def _cannot_write(path: Path) -> bool:
         return error.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and os.access(path, os.R_OK)
     os.close(fd)
     return False
+
+
+def _insert_events(cur: duckdb.DuckDBPyConnection, events: pa.Table) -> frozenset[tuple[str, str]]:
+    """Insert the rows that are new by (source_id, message_id); return their keys."""
+    if not events.num_rows:
+        return frozenset()
+    cur.register("_patron_new_events", events)
+    try:
+        rows = cur.execute(
+            f"INSERT INTO events ({_EVENT_COLS}) SELECT {_EVENT_COLS} "
+            "FROM _patron_new_events ON CONFLICT DO NOTHING "
+            "RETURNING source_id, message_id"
+        ).fetchall()
+    finally:
+        cur.unregister("_patron_new_events")
+    return frozenset((r[0], r[1]) for r in rows)
 
 
 def _short(error: BaseException) -> str:

@@ -37,8 +37,8 @@ class StoreUnavailable(StoreError):
         self.path = path
         self.detail = detail
         super().__init__(
-            f"the store {path} cannot be written ({detail}); nothing in this request was "
-            "stored, so it is safe to retry once space or permissions are fixed"
+            f"the store {path} cannot be written ({detail}); nothing of the operation that "
+            "met this was stored, so retrying is safe once space or permissions are fixed"
         )
 
 
