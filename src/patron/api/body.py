@@ -18,13 +18,17 @@ async def read_json(request: Request, limit: int) -> Any:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
-    body = bytearray()
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
+        size += len(chunk)
+        if size > limit:
             raise _too_large(limit)
+        if chunk:
+            chunks.append(chunk)
     encoding = request.headers.get("content-encoding", "").strip().lower()
-    data = bytes(body)
+    # One chunk is the usual case: no copy before parsing.
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if encoding == "gzip":
         data = _gunzip(data, limit)
     elif encoding not in ("", "identity"):

@@ -1,0 +1,1 @@
+"""Benchmarks of Patron (`make bench`); figures are recorded in docs/benchmarks.md."""

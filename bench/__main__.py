@@ -1,0 +1,113 @@
+"""`make bench` / `python -m bench`: run the benchmarks and print their figures.
+
+    python -m bench                 # all three, full length (60 s load runs, 1,000,000 rows)
+    python -m bench --quick         # 10 s load runs, 200,000 rows: for iterating
+    python -m bench --only ingest   # one of: ingest, track, orders (repeatable)
+
+Figures also go to bench/results/<date>.json (git-ignored); docs/benchmarks.md records
+the ones published.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.common import RESULTS, machine
+
+NAMES = ("ingest", "track", "orders")
+
+
+def cpu_idle_share(seconds: float = 1.0) -> float:
+    """Share of CPU time idle over ``seconds``: other load on the machine skews the figures."""
+
+    def read() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        return fields[3] + fields[4], sum(fields)
+
+    idle0, total0 = read()
+    time.sleep(seconds)
+    idle1, total1 = read()
+    return (idle1 - idle0) / max(1, total1 - total0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10 s load runs and 200,000 import rows")
+    parser.add_argument("--only", action="append", choices=NAMES, help="run only this benchmark")
+    parser.add_argument("--duration", type=float, help="seconds per load run (default 60, --quick 10)")
+    parser.add_argument("--clients", type=int, default=6, help="client processes for ingest (default 6)")
+    parser.add_argument("--rate", type=float, default=1000.0, help="requests/s for track (default 1000)")
+    parser.add_argument("--rows", type=int, help="CSV rows for orders (default 1,000,000, --quick 200,000)")
+    parser.add_argument("--profile", action="store_true", help="sample the ingest server with py-spy")
+    args = parser.parse_args()
+
+    duration = args.duration or (10.0 if args.quick else 60.0)
+    rows = args.rows or (200_000 if args.quick else 1_000_000)
+    chosen = args.only or list(NAMES)
+    results: dict[str, Any] = {"machine": machine(), "quick": args.quick}
+    print(json.dumps(results["machine"], indent=2))
+    for name in chosen:
+        idle = cpu_idle_share()
+        if idle < 0.85:
+            print(f"warning: the CPU was only {idle:.0%} idle before {name}: other load skews the figures")
+        print(f"\n== {name} ...", flush=True)
+        if name == "ingest":
+            from bench import ingest
+
+            result = ingest.run(duration=duration, clients=args.clients, profile=args.profile)
+        elif name == "track":
+            from bench import track
+
+            result = track.run(duration=duration, rate=args.rate)
+        else:
+            from bench import import_orders
+
+            result = import_orders.run(rows=rows)
+        result["cpu_idle_before"] = round(idle, 2)
+        results[name] = result
+        print(json.dumps(result, indent=2, default=str), flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print(f"\nwrote {out}")
+    _summary(results)
+
+
+def _summary(results: dict[str, Any]) -> None:
+    print("\nsummary")
+    if "ingest" in results:
+        r = results["ingest"]
+        ok = "PASS" if r["events_per_s"] >= 20_000 and r["durable"] else "FAIL"
+        print(
+            f"  ingest  {ok}: {r['events_per_s']:,} events/s ({r['requests_per_s']} req/s) over "
+            f"{r['duration_s']} s, p50 {r['latency_ms']['p50']} ms, p99 {r['latency_ms']['p99']} ms, "
+            f"stored {r['events_stored']:,} of {r['events_acknowledged']:,} acknowledged, "
+            f"server peak RSS {r['server_peak_rss_mib']} MiB (target 20,000 events/s)"
+        )
+    if "track" in results:
+        r = results["track"]
+        ok = "PASS" if r["latency_ms"]["p99"] < 50 and r["durable"] else "FAIL"
+        print(
+            f"  track   {ok}: {r['achieved_rate']} req/s, p50 {r['latency_ms']['p50']} ms, "
+            f"p99 {r['latency_ms']['p99']} ms, max {r['latency_ms']['max']} ms, "
+            f"server peak RSS {r['server_peak_rss_mib']} MiB (target p99 < 50 ms at 1,000 req/s)"
+        )
+    if "orders" in results:
+        r = results["orders"]
+        if "error" in r:
+            print(f"  orders  FAIL: {r['error'][:300]}")
+        else:
+            ok = "PASS" if r["import_s"] < 30 else "FAIL"
+            print(
+                f"  orders  {ok}: {r['benchmark']} in {r['import_s']} s, {r['events_stored']:,} events, "
+                f"peak RSS {r['peak_rss_mib']} MiB (target < 30 s for 1,000,000 rows)"
+            )
+
+
+if __name__ == "__main__":
+    main()
