@@ -14,10 +14,12 @@ HTTP layer maps ``http_status`` and ``code`` onto a JSON body.
     ├── CollectError                     patron.collect.exceptions
     │   ├── InvalidMessage               one message breaks the tracking spec (field, reason)
     │   ├── InvalidPayload               a request body is not usable at all (JSON, gzip, size)
-    │   ├── AuthenticationError          missing or unknown write key
+    │   ├── AuthenticationError          missing, unknown or revoked key, or the wrong scope
     │   └── WriterClosed                 the durable writer is stopping
-    ├── ImportFileError                  patron.collect.importers: unreadable file, bad mapping
-    └── KeyError_                        patron.collect.keys: unknown key name, duplicate name
+    ├── KeyNameError                     patron.collect.exceptions: malformed or taken key name
+    ├── UnknownKey                       patron.collect.exceptions: no active key by that name
+    └── ImportFileError                  patron.collect.importers.exceptions: unreadable file,
+        └── MissingColumn                bad mapping; a mapped column the file lacks
 """
 
 from __future__ import annotations

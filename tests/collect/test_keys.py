@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from patron.collect.exceptions import AuthenticationError
-from patron.collect.keys import KeyNameError, UnknownKey, hash_key
+from patron.collect.exceptions import KeyNameError, UnknownKey
+from patron.collect.keys import hash_key
 from patron.workspace import Workspace
 
 

@@ -56,3 +56,20 @@ class WriterClosed(CollectError):
 
     def __init__(self) -> None:
         super().__init__("the server is shutting down; retry against a running server")
+
+
+class KeyNameError(PatronError, ValueError):
+    """A key name that is malformed or already taken."""
+
+    http_status = 400
+    code = "invalid_key_name"
+
+
+class UnknownKey(PatronError, LookupError):
+    """No active key has this name."""
+
+    http_status = 404
+    code = "unknown_key"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no active key named {name!r}; `patron keys list` shows the names")

@@ -14,30 +14,12 @@ import threading
 import time
 from dataclasses import dataclass
 
-from patron.collect.exceptions import AuthenticationError
+from patron.collect.exceptions import AuthenticationError, KeyNameError, UnknownKey
 from patron.collect.timestamps import utc_now
-from patron.exceptions import PatronError
 from patron.store.base import KeyRecord, Store
 
 SCOPES: tuple[str, ...] = ("write", "read", "admin")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-
-
-class KeyNameError(PatronError, ValueError):
-    """A key name that is malformed or already taken."""
-
-    http_status = 400
-    code = "invalid_key_name"
-
-
-class UnknownKey(PatronError, LookupError):
-    """No active key has this name."""
-
-    http_status = 404
-    code = "unknown_key"
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"no active key named {name!r}; `patron keys list` shows the names")
 
 
 @dataclass(frozen=True)
