@@ -190,3 +190,9 @@ def test_browsers_may_post_from_another_origin(server: PatronServer, keys: dict[
         headers={"Origin": "https://shop.example", "Content-Type": "text/plain"},
     )
     assert response.status_code == 200 and response.headers["access-control-allow-origin"] == "*"
+
+
+def test_root_says_where_to_look(server: PatronServer) -> None:
+    index = httpx.get(f"{server.url}/").json()
+    assert index["docs"] == "/docs" and "/v1/batch" in index["collect"]
+    assert httpx.get(f"{server.url}{index['docs']}").status_code == 200

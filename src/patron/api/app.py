@@ -74,6 +74,19 @@ def create_app(settings: Settings | None = None, workspace: Workspace | None = N
         max_age=86400,
     )
 
+    @app.get("/", tags=["ops"], summary="Where to look")
+    async def root() -> Response:
+        return json_response(
+            {
+                "name": "Patron",
+                "version": patron.__version__,
+                "docs": "/docs",
+                "openapi": "/openapi.json",
+                "health": "/health",
+                "collect": [f"/v1/{call}" for call in ("identify", "track", "page", "screen", "group", "alias", "batch")],
+            }
+        )
+
     @app.get("/health", tags=["ops"], response_model=HealthResponse, summary="Liveness and writer state")
     async def health(request: Request) -> Response:
         services: Services = request.app.state.services
