@@ -22,9 +22,21 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+#: Set by ``--proposals``: serve through bench/proposals.py.
+PROPOSALS = False
+
+
 def patron_command(*args: str) -> list[str]:
     """The installed CLI, run with this interpreter."""
+    if PROPOSALS and args and args[0] == "serve":
+        return [sys.executable, "-m", "bench.proposals", *args]
     return [sys.executable, "-c", "from patron.cli.main import main; main()", *args]
+
+
+def _repo_path() -> str:
+    root = str(Path(__file__).resolve().parent.parent)
+    extra = os.environ.get("PYTHONPATH")
+    return f"{root}{os.pathsep}{extra}" if extra else root
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> str:
@@ -139,7 +151,7 @@ class Server:
             patron_command("serve", "--store", str(self.store), "--port", str(self.port)),
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": _repo_path()},
         )
         log.close()
         deadline = time.monotonic() + 60
@@ -165,7 +177,7 @@ class Server:
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         return subprocess.Popen(
             [spy, "record", "-p", str(self.pid), "-d", str(int(duration)), "-r", "200",
-             "--threads", "-f", "raw", "-o", str(out)],
+             "--threads", *os.environ.get("BENCH_PYSPY_ARGS", "").split(), "-f", "raw", "-o", str(out)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

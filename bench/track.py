@@ -42,6 +42,7 @@ def _connection_loop(
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     latencies: list[float] = []
     service: list[float] = []
+    dues: list[float] = []
     errors = 0
     acknowledged = 0
     for n in range(count):
@@ -67,8 +68,9 @@ def _connection_loop(
         acknowledged += orjson.loads(payload)["accepted"]
         latencies.append(done - due)
         service.append(done - began)
+        dues.append(due)
     conn.close()
-    out.update(latencies=latencies, service=service, errors=errors, acknowledged=acknowledged, last=time.time())
+    out.update(latencies=latencies, service=service, dues=dues, errors=errors, acknowledged=acknowledged, last=time.time())
 
 
 def _client(args: tuple[int, str, int, str, float, float, int, int]) -> dict[str, Any]:
@@ -97,6 +99,7 @@ def _client(args: tuple[int, str, int, str, float, float, int, int]) -> dict[str
     return {
         "latencies": [x for o in outs for x in o["latencies"]],
         "service": [x for o in outs for x in o["service"]],
+        "dues": [x for o in outs for x in o["dues"]],
         "errors": sum(o["errors"] for o in outs),
         "acknowledged": sum(o["acknowledged"] for o in outs),
         "last": max(o["last"] for o in outs),
@@ -105,12 +108,22 @@ def _client(args: tuple[int, str, int, str, float, float, int, int]) -> dict[str
     }
 
 
-def run(duration: float = 60.0, rate: float = 1000.0, processes: int = 4, connections: int = 4) -> dict[str, Any]:
+def run(
+    duration: float = 60.0,
+    rate: float = 1000.0,
+    processes: int = 4,
+    connections: int = 16,
+    warmup: float = 5.0,
+    profile: bool = False,
+) -> dict[str, Any]:
+    """``warmup`` seconds at the same rate come first and are reported apart: the first
+    requests of a fresh server pay for lazy imports and the first writes."""
     workdir = fresh_dir("track")
     server = Server(workdir).start()
+    spy = server.profile(workdir / "profile.txt", warmup + duration) if profile else None
     run_id = uuid.uuid4().hex[:8]
     per_process = rate / processes
-    per_connection_count = int(duration * per_process / connections)
+    per_connection_count = int((warmup + duration) * per_process / connections)
     start_at = time.time() + 3.0
     ctx = multiprocessing.get_context("spawn")
     try:
@@ -126,15 +139,32 @@ def run(duration: float = 60.0, rate: float = 1000.0, processes: int = 4, connec
                     for i in range(processes)
                 ],
             )
-            time.sleep(max(0.0, start_at - time.time()))
+            time.sleep(max(0.0, start_at + warmup - time.time()))
             meter = CpuMeter(server.pid)
             results = pending.get()
             cpu = meter.finish(sum(r["cpu_s"] for r in results))
     finally:
+        if spy is not None:
+            spy.wait()
         returncode = server.stop()
-    latencies = sorted(x for r in results for x in r["latencies"])
-    service = sorted(x for r in results for x in r["service"])
-    elapsed = max(r["last"] for r in results) - start_at
+    measured_from = start_at + warmup
+    latencies = sorted(
+        x for r in results for due, x in zip(r["dues"], r["latencies"], strict=True) if due >= measured_from
+    )
+    warm = sorted(
+        x for r in results for due, x in zip(r["dues"], r["latencies"], strict=True) if due < measured_from
+    )
+    service = sorted(
+        x for r in results for due, x in zip(r["dues"], r["service"], strict=True) if due >= measured_from
+    )
+    # p99 of each 5-second window, to show whether the tail is steady or a few stalls.
+    windows: dict[int, list[float]] = {}
+    for r in results:
+        for due, latency in zip(r["dues"], r["latencies"], strict=True):
+            if due >= measured_from:
+                windows.setdefault(int((due - measured_from) // 5), []).append(latency)
+    window_p99 = [round(percentile(sorted(v), 99) * 1000, 1) for _, v in sorted(windows.items())]
+    elapsed = max(r["last"] for r in results) - measured_from
     acknowledged = sum(r["acknowledged"] for r in results)
     stored = stored_event_count(server.store)
 
@@ -142,7 +172,7 @@ def run(duration: float = 60.0, rate: float = 1000.0, processes: int = 4, connec
         return round(percentile(values, q) * 1000, 2)
 
     return {
-        "benchmark": "single-message /v1/track, open loop",
+        "benchmark": "single-message /v1/track, open loop (figures after the warm-up)",
         "target_rate": rate,
         "duration_s": round(elapsed, 2),
         "connections": processes * connections,
@@ -157,6 +187,14 @@ def run(duration: float = 60.0, rate: float = 1000.0, processes: int = 4, connec
             "p90": ms(latencies, 90),
             "p99": ms(latencies, 99),
             "max": round(latencies[-1] * 1000, 2) if latencies else None,
+        },
+        "p99_ms_per_5s_window": window_p99,
+        "warmup": {
+            "seconds": warmup,
+            "requests": len(warm),
+            "p50_ms": ms(warm, 50),
+            "p99_ms": ms(warm, 99),
+            "max_ms": round(warm[-1] * 1000, 2) if warm else None,
         },
         "service_time_ms": {"p50": ms(service, 50), "p99": ms(service, 99)},
         "server_peak_rss_mib": round(server.peak_rss_kib / 1024, 1),

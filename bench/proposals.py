@@ -1,0 +1,98 @@
+"""Experiment: `patron serve` with three proposed changes, applied by patching at start.
+
+This measures what the proposals in docs/benchmarks.md ("What limits the figures") would
+buy before they are made in ``patron/store/duckdb.py`` (1, 2) and the server start-up
+(3); delete it once they are. ``python -m bench --proposals`` runs the server through this
+module.
+
+1. ``SET checkpoint_threshold = '1GB'``. DuckDB checkpoints when its write-ahead log
+   passes 16 MB (about 16,000 of these 1 KB events). Each checkpoint recompresses the
+   row group it touched (122,880 rows), so at 16 MB a row group is rewritten about seven
+   times, and the writer stalls for each. With 1 GB the log holds about a million events
+   between checkpoints. Costs: up to 1 GB of log on disk, and a longer replay after a
+   crash (the graceful shutdown already checkpoints).
+2. A plain ``INSERT`` first, ``ON CONFLICT DO NOTHING RETURNING`` only when it fails.
+   The conflict clause costs about 3.5 ms per statement on this machine whatever the row
+   count, plus turning every returned key into Python. Retried (duplicate) messages are
+   rare: the plain insert raises ``ConstraintException`` on one, the transaction rolls
+   back, and the group is written again the current way. Nothing else changes: the same
+   rows end up stored, the same duplicates are reported.
+3. ``gc.collect(); gc.freeze()`` once the server has started. The process holds about
+   160,000 long-lived objects after importing FastAPI, Ibis, pandas and pyarrow; every
+   full (generation 2) collection walks them all, 80 ms on this machine, several times a
+   minute under load, stalling every request in flight. Frozen, a full collection takes
+   about 6 ms.
+"""
+
+from __future__ import annotations
+
+import os
+
+import duckdb
+
+from patron.store import duckdb as store_module
+from patron.store.base import AppendResult
+
+_on_conflict = store_module._insert_events
+_migrate = store_module.DuckDBStore._migrate
+_append = store_module.DuckDBStore.append
+
+
+def _plain_insert(cur: duckdb.DuckDBPyConnection, events):  # type: ignore[no-untyped-def]
+    if not events.num_rows:
+        return frozenset()
+    cur.register("_patron_new_events", events)
+    try:
+        cur.execute(
+            f"INSERT INTO events ({store_module._EVENT_COLS}) "
+            f"SELECT {store_module._EVENT_COLS} FROM _patron_new_events"
+        )
+    finally:
+        cur.unregister("_patron_new_events")
+    return frozenset(zip(events.column(0).to_pylist(), events.column(1).to_pylist(), strict=True))
+
+
+def _append_plain_first(self, events, failed=None) -> AppendResult:  # type: ignore[no-untyped-def]
+    store_module._insert_events = _plain_insert  # only the writer thread appends
+    try:
+        return _append(self, events, failed)
+    except duckdb.ConstraintException:  # a duplicate: roll back happened, do it the old way
+        store_module._insert_events = _on_conflict
+        return _append(self, events, failed)
+    finally:
+        store_module._insert_events = _on_conflict
+
+
+def _migrate_with_threshold(self) -> None:  # type: ignore[no-untyped-def]
+    _migrate(self)
+    self._cursor().execute(f"SET checkpoint_threshold = '{os.environ.get('BENCH_CHECKPOINT', '1GB')}'")
+
+
+def _freeze_after_startup() -> None:
+    import gc
+
+    import uvicorn
+
+    startup = uvicorn.Server.startup
+
+    async def frozen_startup(self, sockets=None):  # type: ignore[no-untyped-def]
+        await startup(self, sockets=sockets)
+        gc.collect()
+        gc.freeze()
+
+    uvicorn.Server.startup = frozen_startup  # type: ignore[method-assign]
+
+
+def main() -> None:
+    if os.environ.get("BENCH_GC_FREEZE", "1") == "1":
+        _freeze_after_startup()
+    store_module.DuckDBStore._migrate = _migrate_with_threshold  # type: ignore[method-assign]
+    if os.environ.get("BENCH_PLAIN_INSERT", "1") == "1":
+        store_module.DuckDBStore.append = _append_plain_first  # type: ignore[method-assign]
+    from patron.cli.main import main as patron_main
+
+    patron_main()
+
+
+if __name__ == "__main__":
+    main()
