@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10 s load runs and 200,000 import rows")
     parser.add_argument("--only", action="append", choices=NAMES, help="run only this benchmark")
     parser.add_argument("--duration", type=float, help="seconds per load run (default 60, --quick 10)")
-    parser.add_argument("--clients", type=int, default=6, help="client processes for ingest (default 6)")
+    parser.add_argument("--clients", type=int, default=10, help="client processes for ingest (default 10)")
     parser.add_argument("--rate", type=float, default=1000.0, help="requests/s for track (default 1000)")
     parser.add_argument("--rows", type=int, help="CSV rows for orders (default 1,000,000, --quick 200,000)")
     parser.add_argument(

@@ -107,7 +107,7 @@ def _client(args: tuple[int, str, int, str, float, float]) -> dict[str, Any]:
     }
 
 
-def run(duration: float = 60.0, clients: int = 6, profile: bool = False) -> dict[str, Any]:
+def run(duration: float = 60.0, clients: int = 10, profile: bool = False) -> dict[str, Any]:
     workdir = fresh_dir("ingest")
     server = Server(workdir).start()
     spy = server.profile(workdir / "profile.txt", duration) if profile else None
