@@ -146,14 +146,13 @@ class Server:
         self.key = json.loads(
             run_cli("keys", "create", "--name", "bench", "--scope", "write", "--json", "--store", str(self.store))
         )["key"]
-        log = open(self.workdir / "server.log", "ab")
-        self.process = subprocess.Popen(
-            patron_command("serve", "--store", str(self.store), "--port", str(self.port)),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": _repo_path()},
-        )
-        log.close()
+        with open(self.workdir / "server.log", "ab") as log:
+            self.process = subprocess.Popen(
+                patron_command("serve", "--store", str(self.store), "--port", str(self.port)),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": _repo_path()},
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -21,10 +21,10 @@ from typing import Any
 import orjson
 
 from bench.common import (
+    CpuMeter,
     Server,
     basic_auth,
     fresh_dir,
-    CpuMeter,
     own_cpu_s,
     own_peak_rss_mib,
     percentile,

@@ -39,7 +39,7 @@ _migrate = store_module.DuckDBStore._migrate
 _append = store_module.DuckDBStore.append
 
 
-def _plain_insert(cur: duckdb.DuckDBPyConnection, events):  # type: ignore[no-untyped-def]
+def _plain_insert(cur: duckdb.DuckDBPyConnection, events):
     if not events.num_rows:
         return frozenset()
     cur.register("_patron_new_events", events)
@@ -53,7 +53,7 @@ def _plain_insert(cur: duckdb.DuckDBPyConnection, events):  # type: ignore[no-un
     return frozenset(zip(events.column(0).to_pylist(), events.column(1).to_pylist(), strict=True))
 
 
-def _append_plain_first(self, events, failed=None) -> AppendResult:  # type: ignore[no-untyped-def]
+def _append_plain_first(self, events, failed=None) -> AppendResult:
     store_module._insert_events = _plain_insert  # only the writer thread appends
     try:
         return _append(self, events, failed)
@@ -64,7 +64,7 @@ def _append_plain_first(self, events, failed=None) -> AppendResult:  # type: ign
         store_module._insert_events = _on_conflict
 
 
-def _migrate_with_threshold(self) -> None:  # type: ignore[no-untyped-def]
+def _migrate_with_threshold(self) -> None:
     _migrate(self)
     self._cursor().execute(f"SET checkpoint_threshold = '{os.environ.get('BENCH_CHECKPOINT', '256MB')}'")
 
@@ -76,20 +76,20 @@ def _freeze_after_startup() -> None:
 
     startup = uvicorn.Server.startup
 
-    async def frozen_startup(self, sockets=None):  # type: ignore[no-untyped-def]
+    async def frozen_startup(self, sockets=None):
         await startup(self, sockets=sockets)
         gc.collect()
         gc.freeze()
 
-    uvicorn.Server.startup = frozen_startup  # type: ignore[method-assign]
+    setattr(uvicorn.Server, "startup", frozen_startup)  # noqa: B010 (a patch)
 
 
 def main() -> None:
     if os.environ.get("BENCH_GC_FREEZE", "1") == "1":
         _freeze_after_startup()
-    store_module.DuckDBStore._migrate = _migrate_with_threshold  # type: ignore[method-assign]
+    setattr(store_module.DuckDBStore, "_migrate", _migrate_with_threshold)  # noqa: B010
     if os.environ.get("BENCH_PLAIN_INSERT", "1") == "1":
-        store_module.DuckDBStore.append = _append_plain_first  # type: ignore[method-assign]
+        setattr(store_module.DuckDBStore, "append", _append_plain_first)  # noqa: B010
     from patron.cli.main import main as patron_main
 
     patron_main()
