@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     """How far past the time of receipt a corrected event timestamp may lie before the
     message is rejected as a far-future timestamp."""
 
+    checkpoint_threshold: str = "256MB"
+    """Write-ahead-log size at which the store folds the log into the file (DuckDB's
+    ``checkpoint_threshold``; its own default is 16MB). Larger: faster ingestion, more
+    memory, a longer replay after a crash."""
+
     writer_max_group_rows: int = 20_000
     """Most messages the durable writer commits in one transaction."""
 

@@ -35,7 +35,7 @@ class Workspace:
     @cached_property
     def store(self) -> Store:
         """The store, opened on first use."""
-        return open_store(self.settings.store)
+        return open_store(self.settings.store, checkpoint_threshold=self.settings.checkpoint_threshold)
 
     @cached_property
     def collector(self) -> Collector:

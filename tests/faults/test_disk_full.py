@@ -146,7 +146,7 @@ def test_full_disk_during_log_write_answers_503_then_recovers(store_path: Path, 
 
 
 def _prefill(store: Path, events: int) -> None:
-    """Grow the database file past DuckDB's 16 MB checkpoint threshold, in process."""
+    """Grow the database file past a 16 MB checkpoint threshold, in process."""
     with Workspace(Settings(store=store)) as ws:
         for start in range(0, events, 1000):
             ids = [f"prefill-{i}" for i in range(start, start + 1000)]
@@ -163,10 +163,11 @@ def test_failed_checkpoint_invalidates_store_503_until_space_then_resumes(
     _prefill(store_path, 12_000)
     size = store_path.stat().st_size
     assert size > 17_000_000
-    # The log may reach DuckDB's 16 MB checkpoint threshold, the checkpoint may not grow
-    # the database file: DuckDB invalidates the database.
+    # The log may reach a 16 MB checkpoint threshold (DuckDB's own default, set here
+    # explicitly), the checkpoint may not grow the database file: DuckDB invalidates it.
     limit = size + 256 * 1024
-    with ExitStack() as stack, PatronServer(store_path, preexec_fn=_limit_file_size(limit)) as server:
+    small_log = {"PATRON_CHECKPOINT_THRESHOLD": "16MB"}
+    with ExitStack() as stack, PatronServer(store_path, env=small_log, preexec_fn=_limit_file_size(limit)) as server:
         sender = stack.enter_context(Sender(server, write_key, blob=True))
         refused = sender.fill()
         _assert_clear_503(refused)

@@ -11,7 +11,7 @@ nothing of the failed transaction stored:
 
 * a commit whose write-ahead-log write fails is rolled back, and the log is cut back to
   its last commit; the next commit that fits succeeds;
-* a checkpoint (DuckDB runs one when the log passes 16 MB) that cannot write the database
+* a checkpoint (DuckDB runs one when the log passes ``checkpoint_threshold``) that cannot write the database
   file *invalidates* the database: every later statement fails until it is reopened. The
   committed transactions are still in the log. The store then refuses work with the first
   error and, at most once every :data:`REOPEN_INTERVAL` seconds, waits for the operations
@@ -58,6 +58,12 @@ if TYPE_CHECKING:
 #: Seconds between attempts to reopen a database that DuckDB has invalidated, or to
 #: reopen read-write a store that had to be opened read-only.
 REOPEN_INTERVAL = 1.0
+
+#: DuckDB checkpoints (folds its write-ahead log into the file) when the log passes this
+#: size; its own default, 16 MB, is about 16,000 1 KB events, and the writer waits for
+#: every checkpoint. A larger log means fewer, longer pauses and a longer replay after a
+#: crash (docs/benchmarks.md has the measurements). ``PATRON_CHECKPOINT_THRESHOLD``.
+DEFAULT_CHECKPOINT_THRESHOLD = "256MB"
 
 _log = logging.getLogger(__name__)
 
@@ -123,8 +129,16 @@ def _is_lock_error(error: duckdb.Error) -> bool:
 class DuckDBStore:
     """The default :class:`~patron.store.base.Store`: a single DuckDB file."""
 
-    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        con: duckdb.DuckDBPyConnection,
+        *,
+        read_only: bool = False,
+        checkpoint_threshold: str = DEFAULT_CHECKPOINT_THRESHOLD,
+    ) -> None:
         self.path = path
+        self._checkpoint_threshold = checkpoint_threshold
         self._read_only = read_only
         self._con = con
         self._local = threading.local()
@@ -144,20 +158,26 @@ class DuckDBStore:
     # -- opening -----------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path, *, read_only: bool = False) -> DuckDBStore:
+    def open(
+        cls,
+        path: Path,
+        *,
+        read_only: bool = False,
+        checkpoint_threshold: str = DEFAULT_CHECKPOINT_THRESHOLD,
+    ) -> DuckDBStore:
         path = Path(path)
         try:
-            con = cls._connect(path, read_only=read_only)
+            con = cls._connect(path, read_only=read_only, checkpoint_threshold=checkpoint_threshold)
         except StoreUnavailable as error:
             if read_only or not _cannot_write(path):
                 raise
             # Readable but not writable: serve reads, refuse writes (module docstring).
-            con = cls._connect(path, read_only=True)
-            store = cls(path, con, read_only=True)
+            con = cls._connect(path, read_only=True, checkpoint_threshold=checkpoint_threshold)
+            store = cls(path, con, read_only=True, checkpoint_threshold=checkpoint_threshold)
             store._read_only_reason = f"opened read-only, the file cannot be written: {error.detail}"
             _log.warning("the store %s is %s; writes will be refused", path, store._read_only_reason)
             return store
-        store = cls(path, con, read_only=read_only)
+        store = cls(path, con, read_only=read_only, checkpoint_threshold=checkpoint_threshold)
         if not read_only:
             store._migrate()
         return store
@@ -168,11 +188,11 @@ class DuckDBStore:
         return self._read_only_reason
 
     @staticmethod
-    def _connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    def _connect(path: Path, *, read_only: bool, checkpoint_threshold: str) -> duckdb.DuckDBPyConnection:
         if not read_only and path.parent and not path.parent.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return _duckdb_connect(path, read_only=read_only, checkpoint_threshold=checkpoint_threshold)
         except duckdb.IOException as error:
             if _is_lock_error(error):
                 detail = str(error).split("\n")[0]
@@ -247,7 +267,7 @@ class DuckDBStore:
         # is closed; only then does connect() open the file afresh and replay the log.
         self._close_all()
         try:
-            con = duckdb.connect(str(self.path), read_only=self._read_only)
+            con = _duckdb_connect(self.path, read_only=self._read_only, checkpoint_threshold=self._checkpoint_threshold)
         except (duckdb.Error, OSError):
             return  # still unwritable: keep refusing with the first error
         try:
@@ -274,11 +294,11 @@ class DuckDBStore:
             # DuckDB will not open one file both ways in one process: close, then reopen.
             self._close_all()
             try:
-                con = duckdb.connect(str(self.path))
+                con = _duckdb_connect(self.path, read_only=False, checkpoint_threshold=self._checkpoint_threshold)
                 read_only = False
             except (duckdb.Error, OSError):
                 try:
-                    con = duckdb.connect(str(self.path), read_only=True)
+                    con = _duckdb_connect(self.path, read_only=True, checkpoint_threshold=self._checkpoint_threshold)
                 except (duckdb.Error, OSError) as error:
                     self._broken = _short(error)
                     return
@@ -325,9 +345,19 @@ class DuckDBStore:
     # -- event log ---------------------------------------------------------------
 
     def append(self, events: pa.Table, failed: pa.Table | None = None) -> AppendResult:
+        # Most groups hold only new messages, and a plain INSERT is much cheaper than one
+        # with ON CONFLICT ... RETURNING (about 3.5 ms a statement here, whatever its
+        # size). A duplicate (a retried message) makes the plain insert fail; the whole
+        # transaction is rolled back and written again the careful way.
+        try:
+            return self._append(events, failed, plain=True)
+        except duckdb.ConstraintException:
+            return self._append(events, failed, plain=False)
+
+    def _append(self, events: pa.Table, failed: pa.Table | None, *, plain: bool) -> AppendResult:
         failed_stored = 0
         with self._transaction() as cur:
-            inserted = _insert_events(cur, events)
+            inserted = _insert_new_events(cur, events) if plain else _insert_events(cur, events)
             if failed is not None and failed.num_rows:
                 cur.register("_patron_new_failed", failed)
                 try:
@@ -452,6 +482,24 @@ def _cannot_write(path: Path) -> bool:
         return error.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and os.access(path, os.R_OK)
     os.close(fd)
     return False
+
+
+def _duckdb_connect(path: Path, *, read_only: bool, checkpoint_threshold: str) -> duckdb.DuckDBPyConnection:
+    config = {} if read_only else {"checkpoint_threshold": checkpoint_threshold}
+    return duckdb.connect(str(path), read_only=read_only, config=config)
+
+
+def _insert_new_events(cur: duckdb.DuckDBPyConnection, events: pa.Table) -> frozenset[tuple[str, str]]:
+    """Insert rows all expected to be new; a stored key raises ConstraintException."""
+    if not events.num_rows:
+        return frozenset()
+    cur.register("_patron_new_events", events)
+    try:
+        cur.execute(f"INSERT INTO events ({_EVENT_COLS}) SELECT {_EVENT_COLS} FROM _patron_new_events")
+    finally:
+        cur.unregister("_patron_new_events")
+    keys = zip(events.column("source_id").to_pylist(), events.column("message_id").to_pylist(), strict=True)
+    return frozenset(keys)
 
 
 def _insert_events(cur: duckdb.DuckDBPyConnection, events: pa.Table) -> frozenset[tuple[str, str]]:

@@ -1,0 +1,61 @@
+"""The DuckDB store: append semantics, settings, and the lock held by one process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from patron.collect.spec import MessageValidator, rows_to_table
+from patron.collect.timestamps import utc_now
+from patron.config import Settings
+from patron.store import StoreLocked, open_store
+from patron.workspace import Workspace
+
+validator = MessageValidator(max_message_bytes=32_000, max_future=Settings().max_future)
+
+
+def table(ids: list[str], source: str = "web"):  # type: ignore[no-untyped-def]
+    now = utc_now()
+    return rows_to_table(
+        [validator.check({"type": "track", "userId": "u", "event": "E", "messageId": i}, source_id=source, received_at=now) for i in ids]  # type: ignore[misc]
+    )
+
+
+def test_append_reports_exactly_the_new_keys_when_some_are_stored(store_path: Path) -> None:
+    store = open_store(store_path)
+    try:
+        assert store.append(table(["a", "b"])).inserted == {("web", "a"), ("web", "b")}
+        # A group mixing stored and new messages, with a duplicate inside it too.
+        result = store.append(table(["b", "c", "c", "d"]))
+        assert result.inserted == {("web", "c"), ("web", "d")}
+        assert store.execute(store.events().count()) == 4
+        seqs = store.to_pyarrow(store.events().order_by("seq")).column("message_id").to_pylist()
+        assert seqs == ["a", "b", "c", "d"]
+    finally:
+        store.close()
+
+
+def test_checkpoint_threshold_comes_from_settings(store_path: Path) -> None:
+    with Workspace(Settings(store=store_path, checkpoint_threshold="64MB")) as ws:
+        cur = ws.store._cursor()  # type: ignore[attr-defined]
+        value = cur.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
+    assert value == "61.0 MiB"  # 64 MB, as DuckDB 1.5 prints it
+
+
+def test_a_second_writer_is_told_who_holds_the_store(store_path: Path) -> None:
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"from patron.store import open_store; s = open_store({str(store_path)!r}); print('open', flush=True); input()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        with pytest.raises(StoreLocked, match=f"PID {holder.pid}"):
+            open_store(store_path)
+    finally:
+        holder.communicate("\n", timeout=30)
