@@ -43,22 +43,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=10, help="client processes for ingest (default 10)")
     parser.add_argument("--rate", type=float, default=1000.0, help="requests/s for track (default 1000)")
     parser.add_argument("--rows", type=int, help="CSV rows for orders (default 1,000,000, --quick 200,000)")
-    parser.add_argument(
-        "--proposals",
-        action="store_true",
-        help="serve with the changes proposed in docs/benchmarks.md (bench/proposals.py)",
-    )
     parser.add_argument("--profile", action="store_true", help="sample the server with py-spy (ingest, track)")
     args = parser.parse_args()
 
     duration = args.duration or (10.0 if args.quick else 60.0)
     rows = args.rows or (200_000 if args.quick else 1_000_000)
     chosen = args.only or list(NAMES)
-    if args.proposals:
-        import bench.common
-
-        bench.common.PROPOSALS = True
-    results: dict[str, Any] = {"machine": machine(), "quick": args.quick, "proposals": args.proposals}
+    results: dict[str, Any] = {"machine": machine(), "quick": args.quick}
     print(json.dumps(results["machine"], indent=2))
     for name in chosen:
         idle = cpu_idle_share()
@@ -84,8 +75,6 @@ def main() -> None:
     out = RESULTS / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     out.write_text(json.dumps(results, indent=2, default=str))
     print(f"\nwrote {out}")
-    if args.proposals:
-        print("(server ran with the proposed changes: bench/proposals.py)")
     _summary(results)
 
 

@@ -22,14 +22,8 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-#: Set by ``--proposals``: serve through bench/proposals.py.
-PROPOSALS = False
-
-
 def patron_command(*args: str) -> list[str]:
     """The installed CLI, run with this interpreter."""
-    if PROPOSALS and args and args[0] == "serve":
-        return [sys.executable, "-m", "bench.proposals", *args]
     return [sys.executable, "-c", "from patron.cli.main import main; main()", *args]
 
 
