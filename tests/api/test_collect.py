@@ -58,6 +58,31 @@ def test_every_call_type_is_accepted_with_200(
     assert response.json() == {"success": True, "accepted": 1, "duplicates": 0}
 
 
+@pytest.mark.parametrize(
+    ("short", "body", "kind"),
+    [
+        ("t", {"anonymousId": "b1", "event": "Clicked"}, "track"),
+        ("p", {"anonymousId": "b1", "name": "Home"}, "page"),
+        ("i", {"anonymousId": "b1", "traits": {"plan": "free"}}, "identify"),
+        ("s", {"userId": "u", "name": "Cart"}, "screen"),
+        ("g", {"userId": "u", "groupId": "acme"}, "group"),
+        ("a", {"userId": "u", "previousId": "b1"}, "alias"),
+        ("b", {"batch": [{"type": "track", "userId": "u", "event": "E"}]}, "batch"),
+    ],
+)
+def test_analytics_js_short_paths(server: PatronServer, keys: dict[str, str], short: str, body: dict, kind: str) -> None:
+    """Analytics.js 2.0 posts each call to /v1/<first letter of its type>, or /v1/b when batching."""
+    response = httpx.post(f"{server.url}/v1/{short}", json={**body, "writeKey": keys["write"]})
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 1
+    if kind == "batch":
+        assert response.json()["rejected"] == []
+    # The same rules hold on the short path: an empty message is refused, naming the field.
+    wrong = httpx.post(f"{server.url}/v1/{short}", json={"writeKey": keys["write"]})
+    assert wrong.status_code == 400
+    assert wrong.json()["field"] == ("batch" if kind == "batch" else "userId" if kind != "alias" else "previousId")
+
+
 def test_write_key_in_the_body_authenticates(server: PatronServer, keys: dict[str, str]) -> None:
     response = httpx.post(
         f"{server.url}/v1/batch",
@@ -158,6 +183,7 @@ def test_health_reports_the_writer(server: PatronServer) -> None:
 def test_openapi_describes_every_endpoint(server: PatronServer) -> None:
     document = httpx.get(f"{server.url}/openapi.json").json()
     for call in ("identify", "track", "page", "screen", "group", "alias", "batch"):
+        assert document["paths"][f"/v1/{call[0]}"]["post"]["operationId"] == f"collect_{call}_short"
         operation = document["paths"][f"/v1/{call}"]["post"]
         ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
         assert ref.rsplit("/", 1)[1] in document["components"]["schemas"]

@@ -69,37 +69,32 @@ async def _collect(request: Request, kind: str) -> Response:
     )
 
 
-def _single_route(kind: str, model: str, summary: str) -> None:
+def _route(kind: str, model: str, summary: str) -> None:
+    """``/v1/<kind>``, and the one-letter path Analytics.js 2.0 posts to (``/v1/t``, ``/v1/b``)."""
+
     async def endpoint(request: Request) -> Response:
         return await _collect(request, kind)
 
     endpoint.__name__ = f"collect_{kind}"
-    router.add_api_route(
-        f"/{kind}",
-        endpoint,
-        methods=["POST"],
-        summary=summary,
-        response_model=AcceptedResponse,
-        responses=_ERRORS,
-        openapi_extra=_body_doc(model),
-    )
+    response_model = BatchResponse if kind == "batch" else AcceptedResponse
+    for path, text in ((f"/{kind}", summary), (f"/{kind[0]}", f"{summary} (the path Analytics.js 2.0 uses)")):
+        router.add_api_route(
+            path,
+            endpoint,
+            methods=["POST"],
+            summary=text,
+            response_model=response_model,
+            responses=_ERRORS,
+            openapi_extra=_body_doc(model),
+            operation_id=f"collect_{kind}" if path == f"/{kind}" else f"collect_{kind}_short",
+        )
 
 
-_single_route("identify", "IdentifyMessage", "Identify a person and record their traits")
-_single_route("track", "TrackMessage", "Record an action the person took")
-_single_route("page", "PageMessage", "Record a web page view")
-_single_route("screen", "ScreenMessage", "Record an app screen view")
-_single_route("group", "GroupMessage", "Associate the person with a group")
-_single_route("alias", "AliasMessage", "Merge a previous id into a user id")
-
-
-@router.post(
-    "/batch",
-    summary="Send many messages of any type in one request",
-    response_model=BatchResponse,
-    responses=_ERRORS,
-    openapi_extra=_body_doc("BatchRequest"),
-)
-async def collect_batch(request: Request) -> Response:
-    """Stores the valid messages; reports each rejected one with its index and reason."""
-    return await _collect(request, "batch")
+_route("identify", "IdentifyMessage", "Identify a person and record their traits")
+_route("track", "TrackMessage", "Record an action the person took")
+_route("page", "PageMessage", "Record a web page view")
+_route("screen", "ScreenMessage", "Record an app screen view")
+_route("group", "GroupMessage", "Associate the person with a group")
+_route("alias", "AliasMessage", "Merge a previous id into a user id")
+# Valid messages are stored; each rejected one is reported with its index and reason.
+_route("batch", "BatchRequest", "Send many messages of any type in one request")
