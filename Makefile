@@ -15,8 +15,22 @@ $(STAMP): pyproject.toml
 
 # The official Node.js SDK, for tests/node_sdk (npm ci installs exactly the lock file).
 NODE_SDK := tests/node_sdk/node_modules/.package-lock.json
-$(NODE_SDK): tests/node_sdk/package-lock.json
-	cd tests/node_sdk && npm ci --no-audit --no-fund --loglevel=error
+$(NODE_SDK): tests/node_sdk/package-lock.json $(STAMP)
+	cd tests/node_sdk && PATH="$(CURDIR)/$(BIN):$$PATH" npm ci --no-audit --no-fund --loglevel=error
+
+# Segment's Analytics.js 2.0, bundled into one file for the page in tests/browser_sdk.
+BROWSER_SDK := tests/browser_sdk/dist/analytics.js
+$(BROWSER_SDK): tests/browser_sdk/package-lock.json tests/browser_sdk/entry.js $(STAMP)
+	cd tests/browser_sdk && PATH="$(CURDIR)/$(BIN):$$PATH" npm ci --no-audit --no-fund --loglevel=error
+	cd tests/browser_sdk && PATH="$(CURDIR)/$(BIN):$$PATH" npm run --silent build
+
+# Debian's chromium for the browser tests (Playwright drives it; no browser download).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+		|| (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium); \
+	else echo "the browser tests need Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi
 
 install: $(STAMP)
 
@@ -24,7 +38,7 @@ run: $(STAMP)
 	$(BIN)/patron demo
 	$(BIN)/patron serve --host 127.0.0.1 --port 8000
 
-test: $(STAMP) $(NODE_SDK)
+test: $(STAMP) $(NODE_SDK) $(BROWSER_SDK) $(CHROMIUM)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
