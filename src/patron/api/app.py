@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,10 +55,8 @@ def create_app(settings: Settings | None = None, workspace: Workspace | None = N
             yield
         finally:
             writer.stop()
-            try:
-                ws.store.checkpoint()
-            except patron.PatronError:
-                pass  # the WAL already holds every committed row
+            with suppress(patron.PatronError):
+                ws.store.checkpoint()  # if it fails, the WAL still holds every committed row
             # Close here, not after server.run(): on SIGTERM uvicorn re-raises the signal
             # once the app has shut down, so code after run() never executes.
             ws.close()

@@ -180,9 +180,13 @@ class MessageValidator:
                 raise _Reject(key, f"must be an object, got {json_kind(value)}")
         user_id = _identifier(message, "userId")
         anonymous_id = _identifier(message, "anonymousId")
-        if kind in _NEEDS_IDENTITY and user_id is None and anonymous_id is None:
-            if not (self.external_ids_identify and kind == "identify" and _external_ids(message)):
-                raise _Reject("userId", "userId or anonymousId is required")
+        if (
+            kind in _NEEDS_IDENTITY
+            and user_id is None
+            and anonymous_id is None
+            and not (self.external_ids_identify and kind == "identify" and _external_ids(message))
+        ):
+            raise _Reject("userId", "userId or anonymousId is required")
 
         event = name = group_id = previous_id = None
         if kind == "track":

@@ -101,20 +101,20 @@ class DurableWriter:
         stopping = False
         while not stopping:
             first = self._queue.get()
-            if first is _STOP:
+            if not isinstance(first, _Pending):
                 break
-            group: list[_Pending] = [first]  # type: ignore[list-item]
-            size = len(group[0].rows)
+            group = [first]
+            size = len(first.rows)
             while size < self.max_group_rows:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is _STOP:
+                if not isinstance(item, _Pending):
                     stopping = True
                     break
-                group.append(item)  # type: ignore[arg-type]
-                size += len(item.rows)  # type: ignore[union-attr]
+                group.append(item)
+                size += len(item.rows)
             self._commit(group)
 
     def _commit(self, group: list[_Pending]) -> None:

@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from patron.collect.importers.report import CHUNK_SIZE, ChunkWriter, ImportReport, NoProgress, Progress
 from patron.collect.exceptions import KeyNameError
+from patron.collect.importers.report import CHUNK_SIZE, ChunkWriter, ImportReport, NoProgress, Progress
 from patron.collect.keys import KeyRing
 from patron.collect.spec import EventRow, MessageValidator, Rejection, content_message_id, rows_to_table
 from patron.collect.timestamps import utc_now

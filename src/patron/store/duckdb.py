@@ -485,7 +485,7 @@ def _cannot_write(path: Path) -> bool:
 
 
 def _duckdb_connect(path: Path, *, read_only: bool, checkpoint_threshold: str) -> duckdb.DuckDBPyConnection:
-    config = {} if read_only else {"checkpoint_threshold": checkpoint_threshold}
+    config: dict[str, Any] = {} if read_only else {"checkpoint_threshold": checkpoint_threshold}
     return duckdb.connect(str(path), read_only=read_only, config=config)
 
 
