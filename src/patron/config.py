@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     ``checkpoint_threshold``; its own default is 16MB). Larger: faster ingestion, more
     memory, a longer replay after a crash."""
 
+    identity_default_region: str = "US"
+    """Country (ISO code) for phone numbers written without a country code."""
+
+    identity_email_provider_rules: bool = False
+    """Apply Gmail's rules to gmail.com addresses (dots and +tags ignored) when matching."""
+
+    identity_blocked_values: list[str] | None = None
+    """Regular expressions for placeholder identifier values never to match on
+    (default: ``patron.identity.identifiers.DEFAULT_BLOCKED_VALUES``)."""
+
     writer_max_group_rows: int = 20_000
     """Most messages the durable writer commits in one transaction."""
 

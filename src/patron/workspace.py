@@ -17,6 +17,7 @@ from patron.store import open_store
 from patron.store.base import Store
 
 if TYPE_CHECKING:  # imported on first use, so `import patron` stays fast
+    from patron.identity.identifiers import IdentifierRules
     from patron.collect.importers import Importers
     from patron.demo import DemoLoader
 
@@ -48,6 +49,18 @@ class Workspace:
     @cached_property
     def events(self) -> EventLog:
         return EventLog(self.store, self.collector)
+
+    @cached_property
+    def identifier_rules(self) -> IdentifierRules:
+        """How raw values become identifiers (settings ``identity_*``)."""
+        from patron.identity.identifiers import DEFAULT_BLOCKED_VALUES, IdentifierRules
+
+        blocked = self.settings.identity_blocked_values
+        return IdentifierRules(
+            default_region=self.settings.identity_default_region,
+            email_provider_rules=self.settings.identity_email_provider_rules,
+            blocked_values=DEFAULT_BLOCKED_VALUES if blocked is None else tuple(blocked),
+        )
 
     @cached_property
     def imports(self) -> Importers:

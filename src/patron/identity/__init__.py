@@ -1,0 +1,1 @@
+"""Identity resolution: identifier normalisation, the identity graph, merge rules, matching."""
