@@ -17,9 +17,9 @@ from patron.store import open_store
 from patron.store.base import Store
 
 if TYPE_CHECKING:  # imported on first use, so `import patron` stays fast
-    from patron.identity.identifiers import IdentifierRules
     from patron.collect.importers import Importers
     from patron.demo import DemoLoader
+    from patron.identity.identifiers import IdentifierRules
 
 
 class Workspace:
