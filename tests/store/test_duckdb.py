@@ -59,3 +59,19 @@ def test_a_second_writer_is_told_who_holds_the_store(store_path: Path) -> None:
             open_store(store_path)
     finally:
         holder.communicate("\n", timeout=30)
+
+
+def test_replace_tables_is_atomic_and_guards_names(store_path: Path) -> None:
+    import pyarrow as pa
+
+    store = open_store(store_path)
+    try:
+        store.replace_tables({"identity_x": pa.table({"a": [1, 2]}), "identity_y": pa.table({"b": ["x"]})})
+        assert store.has_table("identity_x") and store.execute(store.table("identity_x").count()) == 2
+        with pytest.raises(ValueError, match="not a derived table"):
+            store.replace_tables({"identity_x": pa.table({"a": [9]}), "events": pa.table({"a": [1]})})
+        # Nothing of the refused call was written: the first table still has its old rows.
+        assert store.to_pyarrow(store.table("identity_x")).column("a").to_pylist() == [1, 2]
+        assert store.execute(store.events().count()) == 0
+    finally:
+        store.close()

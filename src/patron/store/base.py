@@ -68,6 +68,16 @@ class Store(Protocol):
         """Append replayed events and mark their failed rows replayed, atomically."""
         ...
 
+    def replace_tables(self, tables: dict[str, pa.Table]) -> None:
+        """Replace derived tables in one transaction."""
+        ...
+
+    def table(self, name: str) -> ir.Table:
+        """A derived table by name, as an Ibis table."""
+        ...
+
+    def has_table(self, name: str) -> bool: ...
+
     def update_failure(self, failed_id: int, field: str | None, reason: str) -> None:
         """Record a new rejection reason for a failed message that still fails."""
         ...

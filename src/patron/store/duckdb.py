@@ -405,6 +405,32 @@ class DuckDBStore:
                 )
         return AppendResult(inserted=inserted, failed_stored=0)
 
+    def replace_tables(self, tables: dict[str, pa.Table]) -> None:
+        """Replace derived tables (identity graph, profiles) in one transaction.
+
+        Derived tables are rebuilt from the event log, so they are written whole;
+        readers see either every old table or every new one.
+        """
+        with self._transaction() as cur:
+            for name, table in tables.items():
+                if not name.isidentifier() or name in ("events", "failed_events", "api_keys", "meta"):
+                    raise ValueError(f"{name!r} is not a derived table name")
+                view = f"_patron_new_{name}"
+                cur.register(view, table)
+                try:
+                    cur.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM {view}')
+                finally:
+                    cur.unregister(view)
+
+    def table(self, name: str) -> ir.Table:
+        """A derived table by name, as an Ibis table."""
+        with self._in_use(), self._read_lock:
+            return self._ibis.table(name)
+
+    def has_table(self, name: str) -> bool:
+        with self._in_use(), self._read_lock:
+            return name in self._ibis.list_tables()
+
     def update_failure(self, failed_id: int, field: str | None, reason: str) -> None:
         with self._transaction() as cur:
             cur.execute(
