@@ -428,8 +428,11 @@ class DuckDBStore:
             return self._ibis.table(name)
 
     def has_table(self, name: str) -> bool:
-        with self._in_use(), self._read_lock:
-            return name in self._ibis.list_tables()
+        # Not Ibis's list_tables: it calls a DuckDB method deprecated in 1.5.
+        rows = self._query(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?", [name]
+        )
+        return bool(rows)
 
     def update_failure(self, failed_id: int, field: str | None, reason: str) -> None:
         with self._transaction() as cur:
