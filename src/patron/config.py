@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     """Regular expressions for placeholder identifier values never to match on
     (default: ``patron.identity.identifiers.DEFAULT_BLOCKED_VALUES``)."""
 
+    identity_limits: dict[str, int] = {"user_id": 1, "email": 5, "phone": 5}
+    """Most identifiers of each type one profile may hold; a link that would break a limit
+    is refused. ``{"user_id": 1}`` means two user ids are never merged automatically."""
+
+    identity_priority: list[str] = ["user_id", "external", "email", "phone", "anonymous_id"]
+    """Identifier types strongest first: links between stronger identifiers are taken
+    first, so they win when a limit forces a choice."""
+
     writer_max_group_rows: int = 20_000
     """Most messages the durable writer commits in one transaction."""
 

@@ -18,8 +18,13 @@ HTTP layer maps ``http_status`` and ``code`` onto a JSON body.
     │   └── WriterClosed                 the durable writer is stopping
     ├── KeyNameError                     patron.collect.exceptions: malformed or taken key name
     ├── UnknownKey                       patron.collect.exceptions: no active key by that name
-    └── ImportFileError                  patron.collect.importers.exceptions: unreadable file,
-        └── MissingColumn                bad mapping; a mapped column the file lacks
+    ├── ImportFileError                  patron.collect.importers.exceptions: unreadable file,
+    │   └── MissingColumn                bad mapping; a mapped column the file lacks
+    └── IdentityError                    patron.identity.exceptions
+        ├── UnknownProfile               no profile id or identifier by that name
+        ├── NotResolved                  the identity graph is not built yet
+        ├── MatchingUnavailable          Splink (patron[match]) is not installed
+        └── InvalidMatchInput            records the probabilistic matcher cannot use
 """
 
 from __future__ import annotations

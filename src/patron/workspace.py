@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # imported on first use, so `import patron` stays fast
     from patron.collect.importers import Importers
     from patron.demo import DemoLoader
     from patron.identity.identifiers import IdentifierRules
+    from patron.identity.service import IdentityGraph
 
 
 class Workspace:
@@ -61,6 +62,15 @@ class Workspace:
             email_provider_rules=self.settings.identity_email_provider_rules,
             blocked_values=DEFAULT_BLOCKED_VALUES if blocked is None else tuple(blocked),
         )
+
+    @cached_property
+    def identity(self) -> IdentityGraph:
+        """Identity resolution: the graph of identifiers and the profiles it makes."""
+        from patron.identity.graph import MergeRules
+        from patron.identity.service import IdentityGraph
+
+        rules = MergeRules(limits=dict(self.settings.identity_limits), priority=tuple(self.settings.identity_priority))
+        return IdentityGraph(self.store, self.identifier_rules, rules)
 
     @cached_property
     def imports(self) -> Importers:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from patron.cli import demo, events, imports, keys
+from patron.cli import demo, events, identity, imports, keys
 from patron.cli.options import StoreOption
 from patron.cli.output import console, print_error
 
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(keys.app, name="keys")
 app.add_typer(events.app, name="events")
 app.add_typer(imports.app, name="import")
+app.add_typer(identity.app, name="identity")
 app.command("demo")(demo.demo)
 
 

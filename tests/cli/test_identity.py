@@ -1,0 +1,48 @@
+"""`patron identity resolve | clusters | explain` as real processes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from patron.collect.spec import rows_to_table
+from patron.collect.timestamps import utc_now
+from patron.config import Settings
+from patron.workspace import Workspace
+from tests.cli.test_keys_events import assert_one_line_error, patron
+
+
+def test_resolve_clusters_and_explain(store_path: Path) -> None:
+    store = str(store_path)
+    with Workspace(Settings(store=store_path)) as ws:
+        prepared = ws.collector.batch(
+            {
+                "batch": [
+                    {"type": "identify", "userId": "u1", "anonymousId": "a1", "traits": {"email": "ann@shop.com"}, "messageId": "m1"},
+                    {"type": "identify", "userId": "u2", "traits": {"email": "ann@shop.com"}, "messageId": "m2"},
+                ]
+            },
+            source_id="web",
+            received_at=utc_now(),
+        )
+        ws.store.append(rows_to_table(prepared.rows))
+    assert_one_line_error(patron("identity", "clusters", "--store", store), "patron identity resolve")
+    report = json.loads(patron("identity", "resolve", "--json", "--store", store).stdout)
+    assert (report["profiles"], report["identifiers"], report["edges_refused"]) == (2, 4, 1)
+    rows = list(csv.DictReader(io.StringIO(patron("identity", "clusters", "--store", store).stdout)))
+    assert set(rows[0]) == {"identifier_type", "identifier_value", "profile_id"} and len(rows) == 4
+    as_json = json.loads(patron("identity", "clusters", "--format", "json", "--store", store).stdout)
+    assert {(r["identifier_type"], r["identifier_value"]) for r in as_json} == {
+        ("user_id", "u1"), ("anonymous_id", "a1"), ("email", "ann@shop.com"), ("user_id", "u2")
+    }
+    explained = json.loads(patron("identity", "explain", "email:ann@shop.com", "--json", "--store", store).stdout)
+    assert {i["identifier_value"] for i in explained["identifiers"]} == {"u1", "a1", "ann@shop.com"}
+    assert {link["message_id"] for link in explained["links"]} == {"m1"}
+    assert [r["message_id"] for r in explained["refused"]] == ["m2"]
+    human = patron("identity", "explain", "u1", "--store", store)
+    assert human.returncode == 0 and "links that joined them" in human.stdout
+    assert_one_line_error(patron("identity", "explain", "nobody", "--store", store), "no profile or identifier")
+    bad = patron("identity", "clusters", "--format", "xml", "--store", store)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
