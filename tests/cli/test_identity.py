@@ -46,3 +46,22 @@ def test_resolve_clusters_and_explain(store_path: Path) -> None:
     assert_one_line_error(patron("identity", "explain", "nobody", "--store", store), "no profile or identifier")
     bad = patron("identity", "clusters", "--format", "xml", "--store", store)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_split_and_dry_run_from_the_command_line(store_path: Path) -> None:
+    store = str(store_path)
+    with Workspace(Settings(store=store_path)) as ws:
+        prepared = ws.collector.batch(
+            {"batch": [{"type": "identify", "userId": "u1", "anonymousId": "a1", "traits": {"email": "ann@shop.com"}}]},
+            source_id="web",
+            received_at=utc_now(),
+        )
+        ws.store.append(rows_to_table(prepared.rows))
+    assert patron("identity", "resolve", "--store", store).returncode == 0
+    preview = json.loads(patron("identity", "resolve", "--dry-run", "--limits", '{"email": 1}', "--json", "--store", store).stdout)
+    assert preview["profiles_now"] == 1 and preview["profiles_after"] == 1
+    bad = patron("identity", "resolve", "--dry-run", "--limits", "{oops", "--store", store)
+    assert bad.returncode == 2 and "not JSON" in bad.stderr
+    split = json.loads(patron("identity", "split", "u1", "--identifier", "anonymous_id:a1", "--json", "--store", store).stdout)
+    assert sorted(split["profiles"].values()) == [["anonymous_id:a1"], ["email:ann@shop.com", "user_id:u1"]]
+    assert_one_line_error(patron("identity", "split", "u1", "--store", store), "exactly one")

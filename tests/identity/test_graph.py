@@ -10,7 +10,7 @@ import pytest
 from patron.collect.spec import rows_to_table
 from patron.collect.timestamps import utc_now
 from patron.config import Settings
-from patron.identity.exceptions import NotResolved, UnknownProfile
+from patron.identity.exceptions import IdentityError, NotResolved, UnknownProfile
 from patron.identity.graph import profile_id_for
 from patron.identity.identifiers import Identifier
 from patron.workspace import Workspace
@@ -128,3 +128,64 @@ def test_lookups_by_typed_identifier(workspace: Workspace) -> None:
 def test_reading_before_resolving_says_what_to_run(workspace: Workspace) -> None:
     with pytest.raises(NotResolved, match="patron identity resolve"):
         workspace.identity.clusters()
+
+
+def test_split_by_edge_is_remembered_across_replays_and_new_messages(workspace: Workspace) -> None:
+    send(
+        workspace,
+        {"type": "identify", "userId": "u1", "traits": {"email": "ann@shop.com"}, "timestamp": "2024-01-01T00:00:00Z"},
+        {"type": "identify", "anonymousId": "kiosk", "traits": {"email": "ann@shop.com"}, "messageId": "bad", "timestamp": "2024-01-02T00:00:00Z"},
+    )
+    workspace.identity.resolve()
+    profile = workspace.identity.profile_id("u1")
+    [bad_link] = [e for e in workspace.identity.explain(profile).links if e["message_id"] == "bad"]
+    report = workspace.identity.split(profile, edge_id=bad_link["edge_id"], reason="shared kiosk")
+    assert report.pairs_removed == 1
+    assert sorted(report.profiles.values()) == [["anonymous_id:kiosk"], ["email:ann@shop.com", "user_id:u1"]]
+    assert workspace.identity.profile_id("u1") == profile  # the part with the anchor keeps the id
+    # A new message linking the same pair does not join them again; the link shows as removed.
+    send(workspace, {"type": "track", "anonymousId": "kiosk", "event": "E", "context": {"traits": {"email": "ann@shop.com"}}})
+    workspace.identity.resolve()
+    assert workspace.identity.profile_id("kiosk") != profile
+    edges = workspace.store.to_pyarrow(workspace.store.table("identity_edges")).to_pylist()
+    assert {e["message_id"] for e in edges if e["status"] == "removed"} >= {"bad"}
+    assert all("shared kiosk" in e["reason"] for e in edges if e["status"] == "removed")
+
+
+def test_split_by_identifier_detaches_it_from_every_other(workspace: Workspace) -> None:
+    send(
+        workspace,
+        {"type": "identify", "userId": "u1", "anonymousId": "a1", "traits": {"email": "ann@shop.com", "phone": "415 555 2671"}},
+        {"type": "track", "anonymousId": "a1", "event": "E", "context": {"traits": {"phone": "415-555-2671"}}},
+    )
+    workspace.identity.resolve()
+    report = workspace.identity.split("u1", identifier="phone:+14155552671")
+    assert report.pairs_removed == 3
+    groups = sorted(report.profiles.values())
+    assert groups == [["anonymous_id:a1", "email:ann@shop.com", "user_id:u1"], ["phone:+14155552671"]]
+    with pytest.raises(IdentityError, match="only identifier"):
+        workspace.identity.split("phone:+14155552671", identifier="phone:+14155552671")
+    with pytest.raises(IdentityError, match="exactly one"):
+        workspace.identity.split("u1")
+    with pytest.raises(IdentityError, match="no link"):
+        workspace.identity.split("u1", edge_id="e_nope")
+
+
+def test_preview_of_other_limits_writes_nothing(workspace: Workspace) -> None:
+    from patron.identity.graph import MergeRules
+
+    send(
+        workspace,
+        {"type": "identify", "userId": "u1", "traits": {"email": "a@x.com"}, "timestamp": "2024-01-01T00:00:00Z"},
+        {"type": "identify", "userId": "u1", "traits": {"email": "b@x.com"}, "timestamp": "2024-01-02T00:00:00Z"},
+        {"type": "identify", "userId": "u2", "traits": {"email": "b@x.com"}, "timestamp": "2024-01-03T00:00:00Z"},
+    )
+    workspace.identity.resolve()
+    before = workspace.identity.clusters()
+    looser = workspace.identity.preview(MergeRules(limits={"user_id": 2}))
+    assert (looser.profiles_now, looser.profiles_after, looser.profiles_merged, looser.profiles_split) == (2, 1, 1, 0)
+    # One email per profile: b@x.com goes to u2 (u1 already has a@x.com): u1's profile
+    # splits, and its b@x.com joins u2's.
+    stricter = workspace.identity.preview(MergeRules(limits={"user_id": 1, "email": 1}))
+    assert (stricter.profiles_after, stricter.profiles_split, stricter.profiles_merged) == (2, 1, 1)
+    assert workspace.identity.clusters() == before

@@ -75,3 +75,17 @@ def test_replace_tables_is_atomic_and_guards_names(store_path: Path) -> None:
         assert store.execute(store.events().count()) == 0
     finally:
         store.close()
+
+
+def test_append_table_creates_then_appends(store_path: Path) -> None:
+    import pyarrow as pa
+
+    store = open_store(store_path)
+    try:
+        store.append_table("identity_removals_test", pa.table({"a": ["x"]}))
+        store.append_table("identity_removals_test", pa.table({"a": ["y"]}))
+        assert store.to_pyarrow(store.table("identity_removals_test")).column("a").to_pylist() == ["x", "y"]
+        with pytest.raises(ValueError, match="not a name"):
+            store.append_table("events", pa.table({"a": ["z"]}))
+    finally:
+        store.close()

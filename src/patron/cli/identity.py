@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from typing import Annotated
 
@@ -10,6 +11,7 @@ import typer
 
 from patron.cli.options import JsonOption, StoreOption, workspace
 from patron.cli.output import console, print_json, print_table
+from patron.identity.graph import MergeRules
 
 app = typer.Typer(help="Resolve identities into profiles, and explain every merge.", no_args_is_help=True)
 
@@ -17,12 +19,35 @@ app = typer.Typer(help="Resolve identities into profiles, and explain every merg
 @app.command("resolve")
 def resolve(
     full: Annotated[bool, typer.Option("--full", help="Rebuild from the whole event log (the only mode so far).")] = True,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Preview other merge rules; write nothing.")] = False,
+    limits: Annotated[
+        str | None, typer.Option("--limits", help='With --dry-run: limits to try, as JSON, e.g. \'{"user_id": 1, "email": 2}\'.')
+    ] = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Build the identity graph from the event log under the merge rules in settings."""
-    with workspace(store) as ws, console.status("resolving identities..."):
-        report = ws.identity.resolve()
+    if limits is not None and not dry_run:
+        raise typer.BadParameter("goes with --dry-run (set PATRON_IDENTITY_LIMITS to apply limits)", param_hint="--limits")
+    with workspace(store) as ws:
+        if dry_run:
+            rules = ws.identity.merge_rules
+            if limits is not None:
+                rules = MergeRules(limits=_parse_limits(limits), priority=rules.priority)
+            preview = ws.identity.preview(rules)
+            if as_json:
+                print_json(preview.as_json())
+            else:
+                console.print(
+                    f"with limits {rules.limits}: {preview.profiles_now:,} profiles would become "
+                    f"{preview.profiles_after:,}; {preview.profiles_merged:,} would merge into another, "
+                    f"{preview.profiles_split:,} would split; {preview.edges_refused_after:,} links refused. "
+                    "Nothing was written.",
+                    highlight=False,
+                )
+            return
+        with console.status("resolving identities..."):
+            report = ws.identity.resolve()
     if as_json:
         print_json(report.as_json())
         return
@@ -32,6 +57,36 @@ def resolve(
         f"{report.values_refused:,} unusable values; {report.seconds} s",
         highlight=False,
     )
+
+
+def _parse_limits(text: str) -> dict[str, int]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise typer.BadParameter(f"not JSON: {error}", param_hint="--limits") from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, int) and v >= 1 for k, v in value.items()):
+        raise typer.BadParameter('must be an object of identifier type to a whole number >= 1, e.g. {"email": 2}', param_hint="--limits")
+    return value
+
+
+@app.command("split")
+def split(
+    profile: Annotated[str, typer.Argument(help="The profile (id or identifier).")],
+    edge: Annotated[str | None, typer.Option("--edge", help="Remove this link (ids in `patron identity explain`).")] = None,
+    identifier: Annotated[str | None, typer.Option("--identifier", help="Detach this identifier (type:value) from the profile.")] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why, kept with the removal.")] = "",
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Undo a merge: remove a link or detach an identifier, remembered for every later rebuild."""
+    with workspace(store) as ws:
+        report = ws.identity.split(profile, edge_id=edge, identifier=identifier, reason=reason)
+    if as_json:
+        print_json(report.as_json())
+        return
+    console.print(f"removed {report.pairs_removed} link(s) ({report.removal_id}); the identifiers are now in:", highlight=False)
+    for profile_id, identifiers in report.profiles.items():
+        console.print(f"  {profile_id}: {', '.join(identifiers)}", highlight=False)
 
 
 @app.command("clusters")

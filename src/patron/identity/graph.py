@@ -10,8 +10,9 @@ are taken strongest first (see ``priority``), then oldest first, and an edge tha
 give a profile more identifiers of a type than its limit allows is *refused* rather than
 merged; by default a profile holds one ``user_id``, so two user ids are never merged
 automatically. Each edge ends as ``linked`` (it joined two profiles: the chain that
-explains a profile), ``redundant`` (both ends were already one profile) or ``refused``
-(with the rule it would have broken).
+explains a profile), ``redundant`` (both ends were already one profile), ``refused``
+(with the rule it would have broken) or ``removed`` (a person split the two identifiers
+apart; the removal is kept, so no message links them again, replayed or new).
 
 A profile's id is derived from its *anchor*, the identifier seen first (ties: by type
 priority, then value). When profiles merge, the anchor of the older one survives, and
@@ -48,6 +49,7 @@ DEFAULT_PRIORITY: tuple[str, ...] = ("user_id", "external", "email", "phone", "a
 LINKED = "linked"
 REDUNDANT = "redundant"
 REFUSED = "refused"
+REMOVED = "removed"
 
 
 @dataclass(frozen=True)
@@ -205,8 +207,16 @@ class _Components:
             merged[kind] = merged.get(kind, 0) + n
 
 
-def resolve(graph: GraphInput, rules: MergeRules) -> Resolution:
-    """Profiles as components of the graph under the merge rules (module docstring)."""
+def resolve(
+    graph: GraphInput, rules: MergeRules, removed: dict[tuple[Identifier, Identifier], str] | None = None
+) -> Resolution:
+    """Profiles as components of the graph under the merge rules (module docstring).
+
+    Args:
+        removed: identifier pairs (sorted) a person split apart, with why; edges between
+            them are never taken.
+    """
+    removed = removed or {}
     components = _Components()
     for identifier in graph.seen:
         components.add(identifier)
@@ -216,6 +226,10 @@ def resolve(graph: GraphInput, rules: MergeRules) -> Resolution:
     )
     status: list[tuple[Edge, str, str | None]] = []
     for edge in ordered:
+        why = removed.get((edge.a, edge.b))
+        if why is not None:
+            status.append((edge, REMOVED, why))
+            continue
         ra, rb = components.find(edge.a), components.find(edge.b)
         if ra == rb:
             status.append((edge, REDUNDANT, None))

@@ -7,11 +7,18 @@ tables, replaced in one transaction:
 ``identity_edges``        every link with its message, source, time and outcome
 ``identity_refused``      raw values refused as identifiers, with why and how often
 ``identity_redirects``    profile ids that disappeared in a merge, and where they went
+
+and one table of records people made, only ever appended to:
+
+``identity_removals``     identifier pairs split apart (``patron identity split``), kept
+                          so that no replayed or new message links them again
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 from patron.collect.timestamps import utc_now
-from patron.identity.exceptions import NotResolved, UnknownProfile
+from patron.identity.exceptions import IdentityError, NotResolved, UnknownProfile
 from patron.identity.graph import (
     EDGES_SCHEMA,
     IDENTIFIERS_SCHEMA,
@@ -31,19 +38,32 @@ from patron.identity.graph import (
     read_messages,
     resolve,
 )
-from patron.identity.identifiers import IdentifierRules
+from patron.identity.identifiers import Identifier, IdentifierRules
 from patron.store.base import Store
 
 IDENTIFIERS = "identity_identifiers"
 EDGES = "identity_edges"
 REFUSED_VALUES = "identity_refused"
 REDIRECTS = "identity_redirects"
+REMOVALS = "identity_removals"
 
 _REFUSED_SCHEMA = pa.schema(
     [("identifier_type", pa.string()), ("raw", pa.string()), ("reason", pa.string()), ("messages", pa.int64())]
 )
 _REDIRECTS_SCHEMA = pa.schema(
     [("old_profile_id", pa.string()), ("profile_id", pa.string()), ("redirected_at", pa.timestamp("us"))]
+)
+_REMOVALS_SCHEMA = pa.schema(
+    [
+        ("removal_id", pa.string()),
+        ("a_type", pa.string()),
+        ("a_value", pa.string()),
+        ("b_type", pa.string()),
+        ("b_value", pa.string()),
+        ("profile_id", pa.string()),
+        ("reason", pa.string()),
+        ("created_at", pa.timestamp("us")),
+    ]
 )
 _EVENT_COLUMNS = ("seq", "source_id", "message_id", "type", "user_id", "previous_id", "timestamp", "raw")
 
@@ -58,6 +78,36 @@ class ResolveReport:
     values_refused: int
     redirected: int
     seconds: float
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class SplitReport:
+    """What a split removed and which profiles the identifiers ended in."""
+
+    profile_id: str
+    removal_id: str
+    pairs_removed: int
+    profiles: dict[str, list[str]]
+    """Profile id -> its identifiers (``type:value``), for every identifier of the old profile."""
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class PreviewReport:
+    """How profiles would change under other merge rules (nothing is written)."""
+
+    profiles_now: int
+    profiles_after: int
+    profiles_merged: int
+    """Profiles of today that would be merged into another."""
+    profiles_split: int
+    """Profiles of today whose identifiers would be spread over several profiles."""
+    edges_refused_after: int
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -92,7 +142,7 @@ class IdentityGraph:
         events = self.store.events()
         table = self.store.to_pyarrow(events.select(*_EVENT_COLUMNS).order_by("seq"))
         graph = read_messages(_rows(table), self.identifier_rules)
-        resolution = resolve(graph, self.merge_rules)
+        resolution = resolve(graph, self.merge_rules, self._removed())
         identifiers = pa.Table.from_pylist(list(identifier_rows(graph, resolution)), schema=IDENTIFIERS_SCHEMA)
         edges = pa.Table.from_pylist(list(edge_rows(resolution)), schema=EDGES_SCHEMA)
         refused = pa.Table.from_pylist(
@@ -143,6 +193,107 @@ class IdentityGraph:
             r["profile_id"] = moved.get(r["profile_id"], r["profile_id"])
         rows += [{"old_profile_id": o, "profile_id": n, "redirected_at": now} for o, n in sorted(moved.items())]
         return pa.Table.from_pylist(rows, schema=_REDIRECTS_SCHEMA)
+
+    def _removed(self) -> dict[tuple[Identifier, Identifier], str]:
+        if not self.store.has_table(REMOVALS):
+            return {}
+        removed: dict[tuple[Identifier, Identifier], str] = {}
+        for row in self.store.to_pyarrow(self.store.table(REMOVALS)).to_pylist():
+            pair = tuple(sorted((Identifier(row["a_type"], row["a_value"]), Identifier(row["b_type"], row["b_value"]))))
+            removed[pair] = f"split apart by {row['removal_id']} at {row['created_at']:%Y-%m-%d %H:%M}: {row['reason']}"  # type: ignore[index]
+        return removed
+
+    def split(self, key: str, *, edge_id: str | None = None, identifier: str | None = None, reason: str = "") -> SplitReport:
+        """Undo a link: remove one edge's pair of identifiers, or detach one identifier
+        from every other identifier of its profile; then rebuild the graph.
+
+        The removal is stored, so replaying the same messages, or new messages linking
+        the same identifiers, does not join them again. Events, traits and everything
+        derived from identifiers follow the identifiers into their new profiles.
+        """
+        if (edge_id is None) == (identifier is None):
+            raise IdentityError("give exactly one of --edge EDGE_ID or --identifier TYPE:VALUE")
+        profile = self.profile_id(key)
+        explanation = self.explain(profile)
+        members = [Identifier(m["identifier_type"], m["identifier_value"]) for m in explanation.identifiers]
+        if edge_id is not None:
+            edges = self.store.table(EDGES)
+            found = self.store.to_pyarrow(edges.filter(edges.edge_id == edge_id)).to_pylist()
+            if not found:
+                raise IdentityError(f"no link {edge_id!r}; `patron identity explain {profile}` lists its links")
+            a = Identifier(found[0]["a_type"], found[0]["a_value"])
+            b = Identifier(found[0]["b_type"], found[0]["b_value"])
+            if a not in members or b not in members:
+                raise IdentityError(f"link {edge_id} does not join identifiers of profile {profile}")
+            pairs = [(a, b)]
+        else:
+            assert identifier is not None
+            target = self._identifier_of(identifier, members)
+            pairs = [tuple(sorted((target, other))) for other in members if other != target]  # type: ignore[misc]
+            if not pairs:
+                raise IdentityError(f"{identifier} is the only identifier of profile {profile}; nothing to split")
+        now = utc_now()
+        removal_id = "split_" + hashlib.sha256(f"{profile}|{pairs}|{now.isoformat()}".encode()).hexdigest()[:12]
+        rows = [
+            {
+                "removal_id": removal_id,
+                "a_type": a.type,
+                "a_value": a.value,
+                "b_type": b.type,
+                "b_value": b.value,
+                "profile_id": profile,
+                "reason": reason or "split by hand",
+                "created_at": now,
+            }
+            for a, b in pairs
+        ]
+        self.store.append_table(REMOVALS, pa.Table.from_pylist(rows, schema=_REMOVALS_SCHEMA))
+        self.resolve()
+        table = self._identifiers()
+        keys = [f"{m.type}\x1f{m.value}" for m in members]
+        after = self.store.to_pyarrow(
+            table.filter((table.identifier_type + "\x1f" + table.identifier_value).isin(keys))
+        ).to_pylist()
+        profiles: dict[str, list[str]] = {}
+        for row in sorted(after, key=lambda r: (r["profile_id"], r["identifier_type"], r["identifier_value"])):
+            profiles.setdefault(row["profile_id"], []).append(f"{row['identifier_type']}:{row['identifier_value']}")
+        return SplitReport(profile, removal_id, len(pairs), profiles)
+
+    @staticmethod
+    def _identifier_of(text: str, members: list[Identifier]) -> Identifier:
+        for member in members:
+            if text in (str(member), member.value):
+                return member
+        kind, _, value = text.partition(":")
+        for member in members:
+            if member.type == kind and member.value == value.strip().lower():
+                return member
+        raise IdentityError(f"{text!r} is not an identifier of this profile; `patron identity explain` lists them")
+
+    def preview(self, rules: MergeRules) -> PreviewReport:
+        """Resolve under other merge rules without writing: how many profiles would merge or split."""
+        current = {(r["identifier_type"], r["identifier_value"]): r["profile_id"] for r in self.clusters()}
+        table = self.store.to_pyarrow(self.store.events().select(*_EVENT_COLUMNS).order_by("seq"))
+        graph = read_messages(_rows(table), self.identifier_rules)
+        resolution = resolve(graph, rules, self._removed())
+        after = {(i.type, i.value): p for i, p in resolution.profile_of.items()}
+        now_to_after: dict[str, set[str]] = defaultdict(set)
+        after_to_now: dict[str, set[str]] = defaultdict(set)
+        for key, old in current.items():
+            new = after.get(key)
+            if new is not None:
+                now_to_after[old].add(new)
+                after_to_now[new].add(old)
+        merged = sum(len(olds) - 1 for olds in after_to_now.values() if len(olds) > 1)
+        split = sum(1 for news in now_to_after.values() if len(news) > 1)
+        states = [state for _, state, _ in resolution.edge_status]
+        return PreviewReport(
+            profiles_now=len(set(current.values())),
+            profiles_after=len(set(after.values())),
+            profiles_merged=merged,
+            profiles_split=split,
+            edges_refused_after=states.count(REFUSED),
+        )
 
     # -- reading -----------------------------------------------------------------
 

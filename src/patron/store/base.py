@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -72,6 +73,10 @@ class Store(Protocol):
         """Replace derived tables in one transaction."""
         ...
 
+    def append_table(self, name: str, table: pa.Table) -> None:
+        """Append rows to a table of records people made, creating it on first use."""
+        ...
+
     def table(self, name: str) -> ir.Table:
         """A derived table by name, as an Ibis table."""
         ...
@@ -97,3 +102,11 @@ class Store(Protocol):
     def checkpoint(self) -> None: ...
 
     def close(self) -> None: ...
+
+    def splink_api(self) -> AbstractContextManager[Any]:
+        """Splink's database API on this store's engine (needs ``patron[match]``).
+
+        Used as ``with store.splink_api() as api:``; Splink's working tables are kept
+        apart from the store's and dropped when the block ends.
+        """
+        ...

@@ -422,6 +422,19 @@ class DuckDBStore:
                 finally:
                     cur.unregister(view)
 
+    def append_table(self, name: str, table: pa.Table) -> None:
+        """Append rows to a table of records people made (identity removals, ...),
+        creating it with the rows' schema on first use."""
+        if not name.isidentifier() or name in ("events", "failed_events", "api_keys", "meta"):
+            raise ValueError(f"{name!r} is not a name for an appendable table")
+        with self._transaction() as cur:
+            cur.register("_patron_append_rows", table)
+            try:
+                cur.execute(f'CREATE TABLE IF NOT EXISTS "{name}" AS SELECT * FROM _patron_append_rows LIMIT 0')
+                cur.execute(f'INSERT INTO "{name}" SELECT * FROM _patron_append_rows')
+            finally:
+                cur.unregister("_patron_append_rows")
+
     def table(self, name: str) -> ir.Table:
         """A derived table by name, as an Ibis table."""
         with self._in_use(), self._read_lock:
@@ -501,6 +514,44 @@ class DuckDBStore:
     def close(self) -> None:
         with self._state:
             self._close_all()
+
+    @contextmanager
+    def splink_api(self) -> Iterator[Any]:
+        """Splink's DuckDB API on this store's database, for probabilistic matching.
+
+        The API gets its own connection, whose default catalog is a fresh in-memory
+        database: Splink's working tables never land in the store file, while the
+        store's tables stay readable by their qualified names. Leaving the ``with``
+        block drops that database and closes the connection.
+
+        Raises:
+            MatchingUnavailable: Splink is not installed.
+        """
+        from patron.identity.splink_library import load_splink
+
+        splink = load_splink()
+        with self._in_use():
+            with self._state:
+                cur = self._con.cursor()
+                self._cursors.append(cur)
+            scratch = f"patron_match_{os.getpid()}_{threading.get_ident()}_{time.monotonic_ns()}"
+            try:
+                home = cur.execute("SELECT current_database()").fetchall()[0][0]
+                cur.execute(f"ATTACH ':memory:' AS {scratch}")
+                cur.execute(f"USE {scratch}")
+            except duckdb.Error as error:
+                raise self._unavailable(error) from None
+            try:
+                yield splink.DuckDBAPI(connection=cur)
+            finally:
+                with suppress(duckdb.Error):
+                    cur.execute(f'USE "{home}"')
+                    cur.execute(f"DETACH {scratch}")
+                with suppress(duckdb.Error):
+                    cur.close()
+                with self._state:
+                    if cur in self._cursors:
+                        self._cursors.remove(cur)
 
 
 def _cannot_write(path: Path) -> bool:
