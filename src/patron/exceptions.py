@@ -20,6 +20,8 @@ HTTP layer maps ``http_status`` and ``code`` onto a JSON body.
     ├── UnknownKey                       patron.collect.exceptions: no active key by that name
     ├── ImportFileError                  patron.collect.importers.exceptions: unreadable file,
     │   └── MissingColumn                bad mapping; a mapped column the file lacks
+    ├── ProfilesError                    patron.profiles.exceptions
+    │   └── ProfilesNotBuilt             profiles asked for before `patron profiles build`
     └── IdentityError                    patron.identity.exceptions
         ├── UnknownProfile               no profile id or identifier by that name
         ├── NotResolved                  the identity graph is not built yet

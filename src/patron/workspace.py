@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # imported on first use, so `import patron` stays fast
     from patron.demo import DemoLoader
     from patron.identity.identifiers import IdentifierRules
     from patron.identity.service import IdentityGraph
+    from patron.profiles.service import Profiles
 
 
 class Workspace:
@@ -71,6 +72,13 @@ class Workspace:
 
         rules = MergeRules(limits=dict(self.settings.identity_limits), priority=tuple(self.settings.identity_priority))
         return IdentityGraph(self.store, self.identifier_rules, rules)
+
+    @cached_property
+    def profiles(self) -> Profiles:
+        """The single customer view: merged traits, computed traits, timelines."""
+        from patron.profiles.service import Profiles
+
+        return Profiles(self.store, self.identity)
 
     @cached_property
     def imports(self) -> Importers:

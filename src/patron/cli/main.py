@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from patron.cli import demo, events, identity, imports, keys
+from patron.cli import demo, events, identity, imports, keys, profiles
 from patron.cli.options import StoreOption
 from patron.cli.output import console, print_error
 
@@ -23,6 +23,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(events.app, name="events")
 app.add_typer(imports.app, name="import")
 app.add_typer(identity.app, name="identity")
+app.add_typer(profiles.app, name="profiles")
 app.command("demo")(demo.demo)
 
 

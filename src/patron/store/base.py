@@ -73,6 +73,10 @@ class Store(Protocol):
         """Replace derived tables in one transaction."""
         ...
 
+    def materialize(self, tables: dict[str, ir.Table]) -> None:
+        """Compute Ibis expressions in the engine into derived tables, in one transaction."""
+        ...
+
     def append_table(self, name: str, table: pa.Table) -> None:
         """Append rows to a table of records people made, creating it on first use."""
         ...

@@ -422,6 +422,16 @@ class DuckDBStore:
                 finally:
                     cur.unregister(view)
 
+    def materialize(self, tables: dict[str, ir.Table]) -> None:
+        """Compute Ibis expressions inside the engine and store each result as a derived
+        table, all in one transaction: the data never passes through Python."""
+        with self._transaction() as cur:
+            for name, expr in tables.items():
+                if not name.isidentifier() or name in ("events", "failed_events", "api_keys", "meta"):
+                    raise ValueError(f"{name!r} is not a derived table name")
+                sql = ibis.to_sql(expr, dialect="duckdb")
+                cur.execute(f'CREATE OR REPLACE TABLE "{name}" AS {sql}')
+
     def append_table(self, name: str, table: pa.Table) -> None:
         """Append rows to a table of records people made (identity removals, ...),
         creating it with the rows' schema on first use."""

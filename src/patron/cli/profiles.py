@@ -1,0 +1,59 @@
+"""`patron profiles ...`: build the single customer view and look at one customer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+import typer
+
+from patron.cli.options import JsonOption, StoreOption, workspace
+from patron.cli.output import console, print_json, print_table
+
+app = typer.Typer(help="Build and read customer profiles (the single customer view).", no_args_is_help=True)
+
+
+@app.command("build")
+def build(
+    no_resolve: Annotated[bool, typer.Option("--no-resolve", help="Use the identity graph as it is.")] = False,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Resolve identities, then rebuild merged and computed traits for every profile."""
+    with workspace(store) as ws, console.status("building profiles..."):
+        report = ws.profiles.build(resolve=not no_resolve)
+    if as_json:
+        print_json(report.as_json())
+    else:
+        console.print(f"{report.profiles:,} profiles, {report.traits:,} traits, in {report.seconds} s", highlight=False)
+
+
+@app.command("show")
+def show(
+    key: Annotated[str, typer.Argument(help="A profile id or an identifier (email:ann@shop.com, user_id:42, or a bare value).")],
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Timeline events per page.")] = 20,
+    offset: Annotated[int, typer.Option("--offset", min=0, help="Timeline events to skip.")] = 0,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Everything about one customer: identifiers, traits and where they came from,
+    computed traits, and the event timeline."""
+    with workspace(store) as ws:
+        view = ws.profiles.show(key, limit=limit, offset=offset)
+    if as_json:
+        print_json(view)
+        return
+    console.print(f"profile [bold]{view['profile_id']}[/bold]")
+    print_table("identifiers", ["type", "value", "first seen", "last seen"], [tuple(i.values()) for i in view["identifiers"]])
+    print_table(
+        "traits",
+        ["trait", "value", "from source", "message", "as of"],
+        [(k, orjson.dumps(t["value"]).decode(), t["source_id"], t["message_id"], t["updated_at"]) for k, t in view["traits"].items()],
+    )
+    print_table("computed traits", ["trait", "value"], list(view["computed"].items()))
+    timeline = view["timeline"]
+    print_table(
+        f"timeline ({timeline['offset'] + 1}-{timeline['offset'] + len(timeline['events'])} of {timeline['total']}, newest first)",
+        ["time", "type", "event/name", "source"],
+        [(e["timestamp"], e["type"], e["event"] or e["name"], e["source_id"]) for e in timeline["events"]],
+    )

@@ -1,0 +1,100 @@
+"""Building profiles (merged traits, computed traits) and reading the 360 view.
+
+``build`` runs inside the engine: the attributed events, the trait merge and every
+computed trait are Ibis expressions, materialised into two derived tables in one
+transaction:
+
+``profile_traits``    profile_id, trait, value (JSON text), source_id, message_id, updated_at
+``profile_computed``  profile_id and one column per computed trait
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import ibis
+import orjson
+
+from patron.identity.service import IDENTIFIERS, IdentityGraph
+from patron.profiles.attribution import profile_events
+from patron.profiles.computed import DEFAULT_COMPUTED_TRAITS, ComputedTrait, computed_traits
+from patron.profiles.exceptions import ProfilesNotBuilt
+from patron.profiles.traits import merged_traits
+from patron.store.base import Store
+
+TRAITS = "profile_traits"
+COMPUTED = "profile_computed"
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    profiles: int
+    traits: int
+    seconds: float
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Profiles:
+    """The single customer view (``workspace.profiles``)."""
+
+    def __init__(
+        self, store: Store, identity: IdentityGraph, computed: tuple[ComputedTrait, ...] = DEFAULT_COMPUTED_TRAITS
+    ) -> None:
+        self.store = store
+        self.identity = identity
+        self.computed = computed
+
+    def build(self, *, resolve: bool = True) -> BuildReport:
+        """Resolve identities (unless told not to), then rebuild traits and computed traits."""
+        started = time.perf_counter()
+        if resolve:
+            self.identity.resolve()
+        attributed = profile_events(self.store.events(), self.identity._identifiers())
+        self.store.materialize({TRAITS: merged_traits(attributed), COMPUTED: computed_traits(attributed, self.computed)})
+        profiles = self.store.execute(self.store.table(COMPUTED).count())
+        traits = self.store.execute(self.store.table(TRAITS).count())
+        return BuildReport(int(profiles), int(traits), round(time.perf_counter() - started, 3))
+
+    def show(self, key: str, *, limit: int = 20, offset: int = 0) -> dict[str, Any]:
+        """The whole view of one profile: identifiers, traits with provenance, computed
+        traits and a page of its event timeline (newest first)."""
+        if not self.store.has_table(COMPUTED):
+            raise ProfilesNotBuilt()
+        profile = self.identity.profile_id(key)
+        identifiers = self.store.table(IDENTIFIERS)
+        ids = self.store.to_pyarrow(
+            identifiers.filter(identifiers.profile_id == profile)
+            .select("identifier_type", "identifier_value", "first_seen", "last_seen")
+            .order_by(["identifier_type", "identifier_value"])
+        ).to_pylist()
+        traits = self.store.table(TRAITS)
+        trait_rows = self.store.to_pyarrow(traits.filter(traits.profile_id == profile).order_by("trait")).to_pylist()
+        computed = self.store.table(COMPUTED)
+        computed_rows = self.store.to_pyarrow(computed.filter(computed.profile_id == profile)).to_pylist()
+        attributed = profile_events(self.store.events(), identifiers)
+        page = (
+            attributed.filter(attributed.profile_id == profile)
+            .order_by([ibis.desc("timestamp"), ibis.desc("seq")])
+            .select("seq", "timestamp", "type", "event", "name", "source_id", "message_id")
+            .limit(limit, offset=offset)
+        )
+        total = self.store.execute(attributed.filter(attributed.profile_id == profile).count())
+        return {
+            "profile_id": profile,
+            "identifiers": ids,
+            "traits": {
+                r["trait"]: {
+                    "value": orjson.loads(r["value"]),
+                    "source_id": r["source_id"],
+                    "message_id": r["message_id"],
+                    "updated_at": r["updated_at"],
+                }
+                for r in trait_rows
+            },
+            "computed": {k: v for k, v in (computed_rows[0].items() if computed_rows else []) if k != "profile_id"},
+            "timeline": {"total": int(total), "limit": limit, "offset": offset, "events": self.store.to_pyarrow(page).to_pylist()},
+        }

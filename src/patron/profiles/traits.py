@@ -1,0 +1,42 @@
+"""Traits merged from all of a profile's messages, with where each value came from.
+
+The rule: for each trait, the value from the message with the latest event timestamp
+wins (ties: the later stored message); a ``null`` never overwrites a value; values come
+from ``identify`` traits and from ``context.traits`` on any message. Each merged trait
+keeps the source, message and time it came from. Values stay JSON text, so a number
+stays a number and an address stays an object.
+"""
+
+from __future__ import annotations
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+
+
+def trait_values(attributed: ir.Table) -> ir.Table:
+    """Every (profile, trait, value) sighting: one row per trait per message."""
+    doc = attributed.raw.cast(dt.JSON)
+    own = attributed.filter(attributed.type == "identify").select(
+        "profile_id", "source_id", "message_id", "seq", "timestamp", traits=doc["traits"].map
+    )
+    from_context = attributed.select(
+        "profile_id", "source_id", "message_id", "seq", "timestamp", traits=doc["context"]["traits"].map
+    )
+    rows = own.union(from_context, distinct=False)
+    rows = rows.filter(rows.traits.notnull())
+    keyed = rows.mutate(trait=rows.traits.keys().unnest())
+    valued = keyed.mutate(value=keyed.traits[keyed.trait].cast("string")).drop("traits")
+    return valued.filter(valued.value.notnull() & (valued.value != "null"))
+
+
+def merged_traits(attributed: ir.Table) -> ir.Table:
+    """One row per profile and trait: the winning value and its provenance."""
+    values = trait_values(attributed)
+    order = ibis.window(
+        group_by=[values.profile_id, values.trait], order_by=[ibis.desc(values.timestamp), ibis.desc(values.seq)]
+    )
+    ranked = values.mutate(rank=ibis.row_number().over(order))
+    return ranked.filter(ranked.rank == 0).select(
+        "profile_id", "trait", "value", "source_id", "message_id", updated_at=ranked.timestamp
+    )

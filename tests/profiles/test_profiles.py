@@ -1,0 +1,86 @@
+"""Profiles on a real store: merged traits with provenance, computed traits, timelines."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from patron.profiles.exceptions import ProfilesNotBuilt
+from patron.workspace import Workspace
+from tests.identity.test_graph import send
+
+
+def order(user: str, day: str, revenue: float, message_id: str) -> dict:
+    return {
+        "type": "track", "userId": user, "event": "Order Completed", "messageId": message_id,
+        "properties": {"order_id": message_id, "revenue": revenue}, "timestamp": f"{day}T12:00:00Z",
+    }
+
+
+@pytest.fixture
+def built(workspace: Workspace) -> Workspace:
+    send(
+        workspace,
+        {"type": "identify", "userId": "u1", "anonymousId": "a1", "messageId": "id-1", "timestamp": "2024-01-01T00:00:00Z",
+         "traits": {"email": "ann@shop.com", "plan": "free", "age": 30, "address": {"city": "Leeds"}}},
+        {"type": "identify", "userId": "u1", "messageId": "id-2", "timestamp": "2024-03-01T00:00:00Z",
+         "traits": {"plan": "pro", "age": None}},
+        # An older message stored later must not overwrite a newer value.
+        {"type": "identify", "userId": "u1", "messageId": "id-0", "timestamp": "2023-06-01T00:00:00Z",
+         "traits": {"plan": "trial", "nickname": "annie"}},
+        {"type": "page", "anonymousId": "a1", "name": "Home", "messageId": "p-1", "timestamp": "2023-12-31T23:00:00Z",
+         "context": {"traits": {"locale": "en-GB"}}},
+        order("u1", "2024-01-10", 30.0, "o-1"),
+        order("u1", "2024-01-20", 50.0, "o-2"),
+        order("u1", "2024-02-09", 10.0, "o-3"),
+        {"type": "identify", "userId": "u2", "messageId": "id-9", "timestamp": "2024-01-05T00:00:00Z", "traits": {"plan": "free"}},
+    )
+    workspace.profiles.build()
+    return workspace
+
+
+def test_latest_value_wins_nulls_never_overwrite_and_provenance_is_kept(built: Workspace) -> None:
+    view = built.profiles.show("u1")
+    traits = view["traits"]
+    assert traits["plan"]["value"] == "pro" and traits["plan"]["message_id"] == "id-2"
+    assert traits["age"]["value"] == 30 and traits["age"]["message_id"] == "id-1"  # the later null did not erase it
+    assert traits["nickname"]["value"] == "annie"  # only the oldest message had it
+    assert traits["address"]["value"] == {"city": "Leeds"}
+    assert traits["locale"] == {"value": "en-GB", "source_id": "web", "message_id": "p-1", "updated_at": datetime(2023, 12, 31, 23)}
+    assert traits["email"]["source_id"] == "web"
+
+
+def test_computed_traits(built: Workspace) -> None:
+    computed = built.profiles.show("email:ann@shop.com")["computed"]
+    assert computed["order_count"] == 3
+    assert computed["total_revenue"] == pytest.approx(90.0)
+    assert computed["average_order_value"] == pytest.approx(30.0)
+    assert computed["avg_days_between_orders"] == pytest.approx(15.0)  # 30 days over 2 gaps
+    assert computed["first_order_at"] == datetime(2024, 1, 10, 12)
+    assert computed["first_seen"] == datetime(2023, 6, 1)  # id-0, older than the anonymous page view
+    assert computed["event_count"] == 7
+    other = built.profiles.show("u2")["computed"]
+    assert other["order_count"] == 0 and other["total_revenue"] is None and other["avg_days_between_orders"] is None
+
+
+def test_timeline_pages_newest_first(built: Workspace) -> None:
+    first = built.profiles.show("u1", limit=2)
+    assert first["timeline"]["total"] == 7
+    assert [e["message_id"] for e in first["timeline"]["events"]] == ["id-2", "o-3"]
+    second = built.profiles.show("u1", limit=2, offset=2)
+    assert [e["message_id"] for e in second["timeline"]["events"]] == ["o-2", "o-1"]
+
+
+def test_events_follow_their_identifiers_after_a_split(built: Workspace) -> None:
+    built.identity.split("u1", identifier="anonymous_id:a1")
+    built.profiles.build(resolve=False)
+    assert built.profiles.show("u1")["timeline"]["total"] == 6
+    anonymous = built.profiles.show("anonymous_id:a1")
+    assert [e["message_id"] for e in anonymous["timeline"]["events"]] == ["p-1"]
+    assert anonymous["traits"]["locale"]["value"] == "en-GB" and "plan" not in anonymous["traits"]
+
+
+def test_show_before_build_says_what_to_run(workspace: Workspace) -> None:
+    with pytest.raises(ProfilesNotBuilt, match="patron profiles build"):
+        workspace.profiles.show("u1")
