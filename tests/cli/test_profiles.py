@@ -23,3 +23,16 @@ def test_build_and_show(store_path: Path) -> None:
     human = patron("profiles", "show", "u1", "--store", store)
     assert human.returncode == 0 and "computed traits" in human.stdout and "plan" in human.stdout
     assert_one_line_error(patron("profiles", "show", "nobody", "--store", store), "no profile or identifier")
+
+
+def test_export_to_a_file(store_path: Path, tmp_path: Path) -> None:
+    store = str(store_path)
+    with Workspace(Settings(store=store_path)) as ws:
+        send(ws, {"type": "identify", "userId": "u1", "traits": {"email": "ann@shop.com"}})
+        ws.profiles.build()
+    out = tmp_path / "ann.json"
+    result = patron("profiles", "export", "ann@shop.com", "--output", str(out), "--store", store)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(out.read_text())
+    assert document["events"][0]["raw"]["traits"]["email"] == "ann@shop.com"
+    assert not (tmp_path / "ann.json.tmp").exists()

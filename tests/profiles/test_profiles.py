@@ -84,3 +84,13 @@ def test_events_follow_their_identifiers_after_a_split(built: Workspace) -> None
 def test_show_before_build_says_what_to_run(workspace: Workspace) -> None:
     with pytest.raises(ProfilesNotBuilt, match="patron profiles build"):
         workspace.profiles.show("u1")
+
+
+def test_export_holds_everything_about_the_person(built: Workspace) -> None:
+    document = built.profiles.export("u1")
+    assert {i["identifier_value"] for i in document["identifiers"]} == {"u1", "a1", "ann@shop.com"}
+    assert [e["message_id"] for e in document["events"]] == ["id-0", "p-1", "id-1", "o-1", "o-2", "o-3", "id-2"]
+    assert document["events"][0]["raw"]["traits"]["nickname"] == "annie"  # as received
+    assert document["traits"]["plan"]["value"] == "pro" and document["computed"]["order_count"] == 3
+    assert {link["message_id"] for link in document["identity_links"]} == {"id-1"}
+    assert all(e["user_id"] != "u2" for e in document["events"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import orjson
@@ -57,3 +59,22 @@ def show(
         ["time", "type", "event/name", "source"],
         [(e["timestamp"], e["type"], e["event"] or e["name"], e["source_id"]) for e in timeline["events"]],
     )
+
+
+@app.command("export")
+def export(
+    key: Annotated[str, typer.Argument(help="A profile id or an identifier.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (default: standard output).", dir_okay=False)] = None,
+    store: StoreOption = None,
+) -> None:
+    """Everything held about one person, as JSON (a subject access request)."""
+    with workspace(store) as ws:
+        document = ws.profiles.export(key)
+    text = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+    if output is None:
+        sys.stdout.write(text.decode() + "\n")
+        return
+    tmp = output.with_name(output.name + ".tmp")
+    tmp.write_bytes(text)  # whole file or nothing: a half-written export is never left behind
+    tmp.replace(output)
+    console.print(f"wrote {output} ({len(document['events'])} events)", highlight=False)

@@ -17,6 +17,7 @@ from typing import Any
 import ibis
 import orjson
 
+from patron.collect.timestamps import utc_now
 from patron.identity.service import IDENTIFIERS, IdentityGraph
 from patron.profiles.attribution import profile_events
 from patron.profiles.computed import DEFAULT_COMPUTED_TRAITS, ComputedTrait, computed_traits
@@ -58,6 +59,27 @@ class Profiles:
         profiles = self.store.execute(self.store.table(COMPUTED).count())
         traits = self.store.execute(self.store.table(TRAITS).count())
         return BuildReport(int(profiles), int(traits), round(time.perf_counter() - started, 3))
+
+    def export(self, key: str) -> dict[str, Any]:
+        """Everything held about one person (a subject access request): the view, every
+        event as received, and the identity links that joined the profile."""
+        view = self.show(key, limit=1, offset=0)
+        profile = view["profile_id"]
+        attributed = profile_events(self.store.events(), self.store.table(IDENTIFIERS))
+        events = self.store.to_pyarrow(
+            attributed.filter(attributed.profile_id == profile).order_by(["timestamp", "seq"]).drop("profile_id")
+        ).to_pylist()
+        for event in events:
+            event["raw"] = orjson.loads(event["raw"])
+        explanation = self.identity.explain(profile)
+        view.pop("timeline")
+        return {
+            **view,
+            "events": events,
+            "identity_links": explanation.links,
+            "identity_links_refused": explanation.refused,
+            "exported_at": utc_now(),
+        }
 
     def show(self, key: str, *, limit: int = 20, offset: int = 0) -> dict[str, Any]:
         """The whole view of one profile: identifiers, traits with provenance, computed
