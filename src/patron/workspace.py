@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # imported on first use, so `import patron` stays fast
     from patron.demo import DemoLoader
     from patron.identity.identifiers import IdentifierRules
     from patron.identity.service import IdentityGraph
+    from patron.profiles.erasure import Tombstones
     from patron.profiles.service import Profiles
 
 
@@ -78,21 +79,35 @@ class Workspace:
         """The single customer view: merged traits, computed traits, timelines."""
         from patron.profiles.service import Profiles
 
-        return Profiles(self.store, self.identity)
+        return Profiles(self.store, self.identity, self.tombstones)
+
+    @cached_property
+    def tombstones(self) -> Tombstones:
+        """Salted hashes of erased identifiers."""
+        from patron.profiles.erasure import Tombstones
+
+        return Tombstones(self.store, self.identifier_rules)
+
+    @cached_property
+    def collect_store(self) -> Store:
+        """The store as every collection path sees it: events of erased people are dropped."""
+        from patron.profiles.erasure import ErasureGuard
+
+        return ErasureGuard(self.store, self.tombstones)
 
     @cached_property
     def imports(self) -> Importers:
         """File imports: events, orders and customers (``patron import ...``)."""
         from patron.collect.importers import Importers
 
-        return Importers(self.store, self.settings)
+        return Importers(self.collect_store, self.settings)
 
     @cached_property
     def demo(self) -> DemoLoader:
         """The bundled demo data (``patron demo``)."""
         from patron.demo import DemoLoader
 
-        return DemoLoader(self.store, self.settings, self.keys)
+        return DemoLoader(self.collect_store, self.settings, self.keys)
 
     def close(self) -> None:
         if "store" in self.__dict__:

@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, workspace: Workspace | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ws = workspace or Workspace(settings)
-        writer = DurableWriter(ws.store, max_group_rows=settings.writer_max_group_rows)
+        writer = DurableWriter(ws.collect_store, max_group_rows=settings.writer_max_group_rows)
         writer.start()
         app.state.services = Services(settings, ws, ws.keys, ws.collector, writer)
         # Everything imported so far lives as long as the server. Without this, every

@@ -54,19 +54,14 @@ async def _collect(request: Request, kind: str) -> Response:
     else:
         prepared = collector.single(payload, kind, source_id=record.source_id, received_at=received_at)
     result = await asyncio.wrap_future(services.writer.submit(prepared.rows, prepared.failed_table()))
+    answer: dict[str, Any] = {"success": True, "accepted": result.accepted, "duplicates": result.duplicates}
+    if result.erased:
+        answer["erased"] = result.erased
     if kind != "batch":
         raise_if_rejected(prepared)
-        return json_response(
-            {"success": True, "accepted": result.accepted, "duplicates": result.duplicates}
-        )
-    return json_response(
-        {
-            "success": True,
-            "accepted": result.accepted,
-            "duplicates": result.duplicates,
-            "rejected": [r.as_json() for r in prepared.rejections],
-        }
-    )
+        return json_response(answer)
+    answer["rejected"] = [r.as_json() for r in prepared.rejections]
+    return json_response(answer)
 
 
 def _route(kind: str, model: str, summary: str) -> None:

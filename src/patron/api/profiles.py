@@ -64,3 +64,17 @@ def find_profile(
         normalised = request.app.state.services.workspace.identifier_rules.normalise("phone", value)
         value = getattr(normalised, "value", value)
     return _view(request, f"{kind}:{value}", limit, offset)
+
+
+@router.delete(
+    "/{profile_id}",
+    summary="Erase a person on request (admin key)",
+    responses={**_ERRORS, 401: {"model": ErrorResponse, "description": "Missing key, or a key without the admin scope."}},
+)
+def erase_profile(profile_id: str, request: Request) -> Response:
+    """Removes the person's events, identifiers, traits and derived rows; keeps salted
+    hashes so later events for them are dropped; answers with the receipt."""
+    services = request.app.state.services
+    services.keys.authenticate(basic_auth_user(request), scope="admin")
+    receipt = services.workspace.profiles.erase(profile_id)
+    return json_response(receipt.as_json())

@@ -94,6 +94,9 @@ class AcceptedResponse(BaseModel):
     success: Literal[True] = True
     accepted: int = Field(..., description="Messages stored by this request.")
     duplicates: int = Field(..., description="Messages already stored (same source and messageId), acknowledged again.")
+    erased: int | None = Field(
+        None, description="Present when some messages belong to people erased on request: acknowledged, never stored."
+    )
 
 
 class RejectedMessage(BaseModel):

@@ -78,3 +78,27 @@ def export(
     tmp.write_bytes(text)  # whole file or nothing: a half-written export is never left behind
     tmp.replace(output)
     console.print(f"wrote {output} ({len(document['events'])} events)", highlight=False)
+
+
+@app.command("erase")
+def erase(
+    key: Annotated[str, typer.Argument(help="A profile id or an identifier.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Erase a person on request: events, identifiers, traits, derived rows. Keeps only
+    salted hashes (tombstones) so their data is never stored again, and prints a receipt."""
+    if not yes and not typer.confirm(f"Erase everything about {key}? This cannot be undone", default=False):
+        raise typer.Exit(1)
+    with workspace(store) as ws:
+        receipt = ws.profiles.erase(key)
+    if as_json:
+        print_json(receipt.as_json())
+        return
+    kinds = ", ".join(f"{n} {t}" for t, n in sorted(receipt.identifiers.items()))
+    console.print(
+        f"erased profile {receipt.profile_id}: {receipt.events_removed:,} events, {receipt.failed_removed:,} failed "
+        f"messages, identifiers ({kinds}); receipt {receipt.receipt_id}",
+        highlight=False,
+    )

@@ -31,6 +31,8 @@ class WriteResult:
     """Messages stored by this request."""
     duplicates: int
     """Messages already stored (same ``messageId`` from the same source), acknowledged again."""
+    erased: int = 0
+    """Messages of people erased on request: acknowledged, never stored."""
 
 
 @dataclass
@@ -150,4 +152,5 @@ class DurableWriter:
         self.stats.last_error = None
         for pending, mine in zip(group, firsts, strict=True):
             accepted = sum(1 for key in mine if key in result.inserted)
-            pending.future.set_result(WriteResult(accepted, len(pending.rows) - accepted))
+            erased = sum(1 for key in mine if key in result.dropped) if result.dropped else 0
+            pending.future.set_result(WriteResult(accepted, len(pending.rows) - accepted - erased, erased))

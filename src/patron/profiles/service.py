@@ -18,9 +18,11 @@ import ibis
 import orjson
 
 from patron.collect.timestamps import utc_now
+from patron.identity.identifiers import Identifier
 from patron.identity.service import IDENTIFIERS, IdentityGraph
 from patron.profiles.attribution import profile_events
 from patron.profiles.computed import DEFAULT_COMPUTED_TRAITS, ComputedTrait, computed_traits
+from patron.profiles.erasure import ErasureReceipt, Tombstones, plan_erasure
 from patron.profiles.exceptions import ProfilesNotBuilt
 from patron.profiles.traits import merged_traits
 from patron.store.base import Store
@@ -43,10 +45,15 @@ class Profiles:
     """The single customer view (``workspace.profiles``)."""
 
     def __init__(
-        self, store: Store, identity: IdentityGraph, computed: tuple[ComputedTrait, ...] = DEFAULT_COMPUTED_TRAITS
+        self,
+        store: Store,
+        identity: IdentityGraph,
+        tombstones: Tombstones,
+        computed: tuple[ComputedTrait, ...] = DEFAULT_COMPUTED_TRAITS,
     ) -> None:
         self.store = store
         self.identity = identity
+        self.tombstones = tombstones
         self.computed = computed
 
     def build(self, *, resolve: bool = True) -> BuildReport:
@@ -59,6 +66,20 @@ class Profiles:
         profiles = self.store.execute(self.store.table(COMPUTED).count())
         traits = self.store.execute(self.store.table(TRAITS).count())
         return BuildReport(int(profiles), int(traits), round(time.perf_counter() - started, 3))
+
+    def erase(self, key: str) -> ErasureReceipt:
+        """Remove a person: their events, failed messages, identity records and every
+        derived row; keep tombstones so they are never stored again (see erasure.py)."""
+        self.identity.resolve()  # so identifiers from the latest events are included
+        profile = self.identity.profile_id(key)
+        identifiers = self.store.table(IDENTIFIERS)
+        rows = self.store.to_pyarrow(identifiers.filter(identifiers.profile_id == profile)).to_pylist()
+        members = [Identifier(r["identifier_type"], r["identifier_value"]) for r in rows]
+        plan = plan_erasure(self.store, self.tombstones, profile, members)
+        self.store.apply_erasure(plan.tombstones, plan.event_keys, plan.failed_ids, plan.identifiers, plan.receipt_rows)
+        self.tombstones.remember(set(plan.tombstones.column("tombstone").to_pylist()))
+        self.build(resolve=True)  # derived tables, rebuilt without the person
+        return plan.receipt
 
     def export(self, key: str) -> dict[str, Any]:
         """Everything held about one person (a subject access request): the view, every

@@ -21,6 +21,8 @@ class AppendResult:
     """``(source_id, message_id)`` of every event row that was new."""
     failed_stored: int
     """How many rejected messages were written to the failed-events table."""
+    dropped: frozenset[tuple[str, str]] = frozenset()
+    """``(source_id, message_id)`` of rows refused before storing: events of erased people."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,13 @@ class Store(Protocol):
 
     def mark_replayed(self, failed_ids: list[int], events: pa.Table) -> AppendResult:
         """Append replayed events and mark their failed rows replayed, atomically."""
+        ...
+
+    def apply_erasure(
+        self, tombstones: pa.Table, event_keys: pa.Table, failed_ids: list[int], identifiers: pa.Table, receipt: pa.Table
+    ) -> None:
+        """Erase a person in one transaction: write tombstones and the receipt, delete
+        their events, failed messages and split records."""
         ...
 
     def replace_tables(self, tables: dict[str, pa.Table]) -> None:

@@ -405,6 +405,41 @@ class DuckDBStore:
                 )
         return AppendResult(inserted=inserted, failed_stored=0)
 
+    def apply_erasure(
+        self, tombstones: pa.Table, event_keys: pa.Table, failed_ids: list[int], identifiers: pa.Table, receipt: pa.Table
+    ) -> None:
+        with self._transaction() as cur:
+            for name, table in (("erasure_tombstones", tombstones), ("erasure_receipts", receipt)):
+                cur.register("_patron_erasure_rows", table)
+                try:
+                    cur.execute(f"CREATE TABLE IF NOT EXISTS {name} AS SELECT * FROM _patron_erasure_rows LIMIT 0")
+                    cur.execute(f"INSERT INTO {name} SELECT * FROM _patron_erasure_rows")
+                finally:
+                    cur.unregister("_patron_erasure_rows")
+            cur.register("_patron_erased_keys", event_keys)
+            try:
+                cur.execute(
+                    "DELETE FROM events WHERE (source_id, message_id) IN "
+                    "(SELECT (source_id, message_id) FROM _patron_erased_keys)"
+                )
+            finally:
+                cur.unregister("_patron_erased_keys")
+            if failed_ids:
+                cur.execute("DELETE FROM failed_events WHERE failed_id IN (SELECT unnest(?))", [failed_ids])
+            exists = cur.execute(
+                "SELECT 1 FROM information_schema.tables WHERE table_name = 'identity_removals'"
+            ).fetchall()
+            if exists:
+                cur.register("_patron_erased_ids", identifiers)
+                try:
+                    cur.execute(
+                        "DELETE FROM identity_removals WHERE (a_type, a_value) IN "
+                        "(SELECT (identifier_type, identifier_value) FROM _patron_erased_ids) "
+                        "OR (b_type, b_value) IN (SELECT (identifier_type, identifier_value) FROM _patron_erased_ids)"
+                    )
+                finally:
+                    cur.unregister("_patron_erased_ids")
+
     def replace_tables(self, tables: dict[str, pa.Table]) -> None:
         """Replace derived tables (identity graph, profiles) in one transaction.
 

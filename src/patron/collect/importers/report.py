@@ -57,6 +57,8 @@ class ImportReport:
     stored: int = 0
     duplicates: int = 0
     rejected: int = 0
+    erased: int = 0
+    """Events of people erased on request, dropped and never stored."""
     samples: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -70,6 +72,7 @@ class ImportReport:
             "stored": self.stored,
             "duplicates": self.duplicates,
             "rejected": self.rejected,
+            "erased": self.erased,
             "rejections": self.samples,
         }
 
@@ -80,6 +83,8 @@ class ImportReport:
             f"{self.path}: read {_count(self.read, self.unit)}{made}; stored {self.stored:,}, "
             f"duplicates {self.duplicates:,}, rejected {self.rejected:,} (source {self.source_id})"
         )
+        if self.erased:
+            line += f"; {self.erased:,} events of erased people dropped"
         if self.rejected:
             line += "; `patron events failed` lists the rejections"
         return line
@@ -106,7 +111,8 @@ class ChunkWriter:
         result = self.store.append(events, failed)
         self.report.events += events.num_rows
         self.report.stored += len(result.inserted)
-        self.report.duplicates += events.num_rows - len(result.inserted)
+        self.report.duplicates += events.num_rows - len(result.inserted) - len(result.dropped)
+        self.report.erased += len(result.dropped)
         self.report.rejected += len(rejections)
         for rejection in rejections[: max(0, SAMPLE_SIZE - len(self.report.samples))]:
             self.report.samples.append(rejection.as_json())
