@@ -36,3 +36,14 @@ def test_export_to_a_file(store_path: Path, tmp_path: Path) -> None:
     document = json.loads(out.read_text())
     assert document["events"][0]["raw"]["traits"]["email"] == "ann@shop.com"
     assert not (tmp_path / "ann.json.tmp").exists()
+
+
+def test_quality_report_command(store_path: Path) -> None:
+    store = str(store_path)
+    with Workspace(Settings(store=store_path)) as ws:
+        send(ws, {"type": "identify", "userId": "u1", "traits": {"email": "bad"}})
+        ws.profiles.build()
+    report = json.loads(patron("quality", "report", "--json", "--store", store).stdout)
+    assert report["unusable"]["share"] == 1.0 and report["problems"]["invalid_email"]["profiles"] == 1
+    human = patron("quality", "report", "--store", store)
+    assert human.returncode == 0 and "100.0% of 1 profiles are unusable" in human.stdout

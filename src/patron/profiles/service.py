@@ -18,7 +18,7 @@ import ibis
 import orjson
 
 from patron.collect.timestamps import utc_now
-from patron.identity.identifiers import Identifier
+from patron.identity.identifiers import Identifier, IdentifierRules
 from patron.identity.service import IDENTIFIERS, IdentityGraph
 from patron.profiles.attribution import profile_events
 from patron.profiles.computed import DEFAULT_COMPUTED_TRAITS, ComputedTrait, computed_traits
@@ -80,6 +80,12 @@ class Profiles:
         self.tombstones.remember(set(plan.tombstones.column("tombstone").to_pylist()))
         self.build(resolve=True)  # derived tables, rebuilt without the person
         return plan.receipt
+
+    def quality(self, rules: IdentifierRules, *, stale_days: int = 365) -> dict[str, Any]:
+        """The data-quality report (see quality.py)."""
+        from patron.profiles.quality import quality_report
+
+        return quality_report(self.store, rules, stale_days=stale_days)
 
     def export(self, key: str) -> dict[str, Any]:
         """Everything held about one person (a subject access request): the view, every
