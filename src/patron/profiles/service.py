@@ -6,6 +6,7 @@ transaction:
 
 ``profile_traits``    profile_id, trait, value (JSON text), source_id, message_id, updated_at
 ``profile_computed``  profile_id and one column per computed trait
+``profile_consent_history``  profile_id, category, granted, changed_at, source_id, message_id
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from patron.identity.identifiers import Identifier, IdentifierRules
 from patron.identity.service import IDENTIFIERS, IdentityGraph
 from patron.profiles.attribution import profile_events
 from patron.profiles.computed import DEFAULT_COMPUTED_TRAITS, ComputedTrait, computed_traits
+from patron.profiles.consent import consent_history
 from patron.profiles.erasure import ErasureReceipt, Tombstones, plan_erasure
 from patron.profiles.exceptions import ProfilesNotBuilt
 from patron.profiles.traits import merged_traits
@@ -29,6 +31,7 @@ from patron.store.base import Store
 
 TRAITS = "profile_traits"
 COMPUTED = "profile_computed"
+CONSENT = "profile_consent_history"
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,13 @@ class Profiles:
         if resolve:
             self.identity.resolve()
         attributed = profile_events(self.store.events(), self.identity._identifiers())
-        self.store.materialize({TRAITS: merged_traits(attributed), COMPUTED: computed_traits(attributed, self.computed)})
+        self.store.materialize(
+            {
+                TRAITS: merged_traits(attributed),
+                COMPUTED: computed_traits(attributed, self.computed),
+                CONSENT: consent_history(attributed),
+            }
+        )
         profiles = self.store.execute(self.store.table(COMPUTED).count())
         traits = self.store.execute(self.store.table(TRAITS).count())
         return BuildReport(int(profiles), int(traits), round(time.perf_counter() - started, 3))
@@ -132,6 +141,11 @@ class Profiles:
             .limit(limit, offset=offset)
         )
         total = self.store.execute(attributed.filter(attributed.profile_id == profile).count())
+        consent_table = self.store.table(CONSENT)
+        history = self.store.to_pyarrow(
+            consent_table.filter(consent_table.profile_id == profile).order_by(["category", "changed_at"]).drop("profile_id")
+        ).to_pylist()
+        consent = {row["category"]: row["granted"] for row in history}  # ordered: the last change wins
         return {
             "profile_id": profile,
             "identifiers": ids,
@@ -145,5 +159,6 @@ class Profiles:
                 for r in trait_rows
             },
             "computed": {k: v for k, v in (computed_rows[0].items() if computed_rows else []) if k != "profile_id"},
+            "consent": {"current": consent, "history": history},
             "timeline": {"total": int(total), "limit": limit, "offset": offset, "events": self.store.to_pyarrow(page).to_pylist()},
         }
