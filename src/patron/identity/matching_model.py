@@ -175,6 +175,7 @@ def prediction_rules(columns: Sequence[str], custom: Sequence[str]) -> list[Any]
         ("postcode", "first_name"),
         ("birthday", "postcode"),
         ("birthday", "state"),
+        ("street", "postcode"),
     ]
     rules: list[Any] = [splink.block_on(*c) for c in candidates if set(c) <= present]
     if set(NAME_COLUMNS) <= present:
