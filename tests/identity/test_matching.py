@@ -294,3 +294,30 @@ def test_working_tables_stay_out_of_the_store(store: DuckDBStore) -> None:
     assert not [t for t in tables if "splink" in t[1]]
     assert not [t for t in tables if t[0].startswith("patron_match")]
     assert {t[1] for t in tables} >= {"events", "meta"}
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        ["lastName", "address.city", "email"],
+        ["firstName", "lastName"],
+        ["lastName", "address.city"],
+        ["email", "phone", "birthday"],
+    ],
+)
+def test_any_subset_of_traits_is_matched(store: DuckDBStore, columns: list[str]) -> None:
+    records, truth = _generated(400, seed=3)
+    subset = records.select(["record_id", *columns])
+    result = ProbabilisticMatcher(store).match(subset)
+    assert result.pairs.schema == PAIR_SCHEMA
+    assert set(result.traits) == set(columns)
+    matched = {(r["record_id_l"], r["record_id_r"]) for r in result.matches.to_pylist()}
+    if "email" in columns:
+        assert matched & truth
+
+
+def test_a_custom_id_alone_is_enough(store: DuckDBStore) -> None:
+    records = pa.table({"record_id": ["a", "b", "c", "d"], "national_id": ["X1", "X1", "Y2", "Z3"]})
+    result = ProbabilisticMatcher(store).match(records, on=["national_id"])
+    assert result.traits == ("national_id",)
+    assert [(r["record_id_l"], r["record_id_r"]) for r in result.matches.to_pylist()] == [("a", "b")]

@@ -111,9 +111,10 @@ def prepare_records(records: pa.Table, on: Sequence[str] = ()) -> PreparedRecord
         arrays[FULL_NAME] = pc.binary_join_element_wise(arrays["first_name"], arrays["last_name"], " ")
     table = pa.table(arrays)
     usable = {c: t for c, t in traits.items() if len(table) - table[c].null_count >= 2}
-    if not usable:
+    if set(usable) <= {"state"}:
         raise InvalidMatchInput(
-            "no trait to compare; give at least one of the standard traits or name custom ones with on=[...]",
+            "no trait to compare (a state alone pairs nearly everyone); give at least one of "
+            "the other standard traits or name custom ones with on=[...]",
             [*STANDARD_TRAITS, *on],
         )
     return PreparedRecords(table, usable, tuple(c for c in custom if c in usable))

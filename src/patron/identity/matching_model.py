@@ -183,6 +183,10 @@ def prediction_rules(columns: Sequence[str], custom: Sequence[str]) -> list[Any]
         if "birthday" in present:
             rules.append("l.first_name = r.last_name AND l.birthday = r.birthday")
             rules.append("l.last_name = r.first_name AND l.birthday = r.birthday")
+    if not rules:
+        # Few traits (a surname and a town, say): block on each one that is selective
+        # enough; never on the state alone, which pairs nearly everyone.
+        rules = [splink.block_on(c) for c in ("last_name", "first_name", "birthday", "street", "postcode", "city") if c in present]
     return rules
 
 
@@ -234,7 +238,8 @@ def deterministic_rules(columns: Sequence[str], custom: Sequence[str]) -> list[A
     ]
     rules = [splink.block_on(*c) for c in candidates if set(c) <= present]
     if not rules:
-        rules = [splink.block_on(*c) for c in (("phone",), ("first_name", "last_name")) if set(c) <= present]
+        # Every trait equal: rare between two people however few the traits.
+        rules = [splink.block_on(*sorted(present))]
     return rules
 
 
