@@ -69,6 +69,17 @@ class Settings(BaseSettings):
     """Identifier types strongest first: links between stronger identifiers are taken
     first, so they win when a limit forces a choice."""
 
+    identity_match_threshold: float = 0.5
+    """Match probability at or above which the probabilistic pass links two profiles."""
+
+    identity_review_threshold: float = 0.1
+    """Match probability at or above which a pair below the match threshold is listed for
+    review (``patron identity review``)."""
+
+    identity_match_on: list[str] = []
+    """Custom traits the probabilistic pass compares besides the standard ones (a
+    national id, a loyalty card number); ``patron identity match --on`` adds more."""
+
     writer_max_group_rows: int = 20_000
     """Most messages the durable writer commits in one transaction."""
 

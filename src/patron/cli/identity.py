@@ -139,3 +139,63 @@ def explain(
             ["edge", "from", "to", "message", "why"],
             [(e["edge_id"], f"{e['a_type']}:{e['a_value']}", f"{e['b_type']}:{e['b_value']}", e["message_id"], e["reason"]) for e in explanation.refused],
         )
+
+
+@app.command("match")
+def match(
+    on: Annotated[str | None, typer.Option("--on", help="Custom traits to compare too, comma-separated (e.g. ssn,loyalty_card).")] = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The probabilistic pass (Splink): link profiles that share no identifier but are one
+    person by name, birthday, address, email, phone; list near-misses for review."""
+    from patron.identity.matching import MatchSettings
+
+    with workspace(store) as ws:
+        custom = [*ws.settings.identity_match_on, *(t.strip() for t in (on or "").split(",") if t.strip())]
+        settings = MatchSettings(
+            match_threshold=ws.settings.identity_match_threshold, review_threshold=ws.settings.identity_review_threshold
+        )
+        with console.status("matching profiles..."):
+            report = ws.profiles.match(custom, settings)
+    if as_json:
+        print_json(report.as_json())
+        return
+    console.print(
+        f"compared {report.records:,} profiles on {', '.join(report.traits_compared)}: {report.matched_pairs:,} pairs "
+        f"matched, {report.review_pairs:,} for review ({report.new_links:,} new); profiles {report.profiles_before:,} -> "
+        f"{report.profiles_after:,}; {report.seconds} s. `patron identity review` lists the pairs to decide.",
+        highlight=False,
+    )
+
+
+@app.command("review")
+def review(
+    accept: Annotated[list[str] | None, typer.Option("--accept", help="Accept this pair (repeatable).")] = None,
+    reject: Annotated[list[str] | None, typer.Option("--reject", help="Reject this pair (repeatable).")] = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List probable links waiting for a person, or accept / reject them (then rebuild)."""
+    with workspace(store) as ws:
+        if accept or reject:
+            decided = ws.identity.decide(accept or [], accept=True) if accept else 0
+            decided += ws.identity.decide(reject or [], accept=False) if reject else 0
+            ws.profiles.build(resolve=True)
+            console.print(f"decided {decided} pair(s); profiles rebuilt", highlight=False)
+            return
+        pending = ws.identity.probable_links("review")
+    if as_json:
+        print_json(pending)
+        return
+    if not pending:
+        console.print("nothing to review")
+        return
+    print_table(
+        "probable links to review (most likely first)",
+        ["pair", "between", "and", "probability", "weight", "why (weights)"],
+        [
+            (p["pair_id"], f"{p['a_type']}:{p['a_value']}", f"{p['b_type']}:{p['b_value']}", f"{p['match_probability']:.3f}", f"{p['match_weight']:.1f}", p["weights"])
+            for p in pending
+        ],
+    )

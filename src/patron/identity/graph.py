@@ -75,7 +75,7 @@ class MergeRules:
 
 @dataclass(frozen=True, slots=True)
 class Edge:
-    """A link between two identifiers, made by one message."""
+    """A link between two identifiers, made by one message (or one matching run)."""
 
     a: Identifier
     b: Identifier
@@ -84,6 +84,8 @@ class Edge:
     message_id: str
     seq: int
     timestamp: datetime
+    weight: float | None = None
+    """For ``probabilistic`` edges: the match weight (log2 Bayes factor) of the pair."""
 
     @property
     def edge_id(self) -> str:
@@ -302,6 +304,7 @@ EDGES_SCHEMA = pa.schema(
         ("timestamp", pa.timestamp("us")),
         ("status", pa.string()),
         ("reason", pa.string()),
+        ("weight", pa.float64()),
     ]
 )
 
@@ -321,4 +324,5 @@ def edge_rows(resolution: Resolution) -> Iterator[dict[str, Any]]:
             "timestamp": edge.timestamp,
             "status": state,
             "reason": reason,
+            "weight": edge.weight,
         }

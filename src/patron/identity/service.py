@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import ibis
 import pyarrow as pa
 
 from patron.collect.timestamps import utc_now
@@ -39,6 +40,8 @@ from patron.identity.graph import (
     resolve,
 )
 from patron.identity.identifiers import Identifier, IdentifierRules
+from patron.identity.probable import PROBABLE, linking_edges, merge_run
+from patron.identity.probable import SCHEMA as PROBABLE_SCHEMA
 from patron.store.base import Store
 
 IDENTIFIERS = "identity_identifiers"
@@ -142,6 +145,7 @@ class IdentityGraph:
         events = self.store.events()
         table = self.store.to_pyarrow(events.select(*_EVENT_COLUMNS).order_by("seq"))
         graph = read_messages(_rows(table), self.identifier_rules)
+        graph.edges.extend(linking_edges(self.probable_links(), set(graph.seen)))
         resolution = resolve(graph, self.merge_rules, self._removed())
         identifiers = pa.Table.from_pylist(list(identifier_rows(graph, resolution)), schema=IDENTIFIERS_SCHEMA)
         edges = pa.Table.from_pylist(list(edge_rows(resolution)), schema=EDGES_SCHEMA)
@@ -275,6 +279,7 @@ class IdentityGraph:
         current = {(r["identifier_type"], r["identifier_value"]): r["profile_id"] for r in self.clusters()}
         table = self.store.to_pyarrow(self.store.events().select(*_EVENT_COLUMNS).order_by("seq"))
         graph = read_messages(_rows(table), self.identifier_rules)
+        graph.edges.extend(linking_edges(self.probable_links(), set(graph.seen)))
         resolution = resolve(graph, rules, self._removed())
         after = {(i.type, i.value): p for i, p in resolution.profile_of.items()}
         now_to_after: dict[str, set[str]] = defaultdict(set)
@@ -294,6 +299,52 @@ class IdentityGraph:
             profiles_split=split,
             edges_refused_after=states.count(REFUSED),
         )
+
+    # -- probable links (the probabilistic pass) ------------------------------------
+
+    def probable_links(self, status: str | None = None) -> list[dict[str, Any]]:
+        if not self.store.has_table(PROBABLE):
+            return []
+        table = self.store.table(PROBABLE)
+        if status is not None:
+            table = table.filter(table.status == status)
+        return self.store.to_pyarrow(table.order_by(ibis.desc("match_probability"))).to_pylist()
+
+    def anchors(self) -> dict[str, Identifier]:
+        """Each profile's anchor: its first-seen identifier (the one its id is named after)."""
+        best: dict[str, tuple[Any, ...]] = {}
+        for row in self.store.to_pyarrow(self._identifiers()).to_pylist():
+            key = (row["first_seen"], self.merge_rules.rank(row["identifier_type"]), row["identifier_type"], row["identifier_value"])
+            if row["profile_id"] not in best or key < best[row["profile_id"]]:
+                best[row["profile_id"]] = key
+        return {profile: Identifier(key[2], key[3]) for profile, key in best.items()}
+
+    def add_probable(self, pairs: pa.Table) -> tuple[str, int]:
+        """Store a matching run's pairs (``record_id`` = profile id) as probable links,
+        keeping every earlier link and decision; returns the run id and how many are new."""
+        now = utc_now()
+        run_id = "match_" + hashlib.sha256(now.isoformat().encode()).hexdigest()[:12]
+        previous = self.probable_links()
+        merged = merge_run(previous, pairs, self.anchors(), run_id, now)
+        self.store.replace_tables({PROBABLE: merged})
+        return run_id, merged.num_rows - len(previous)
+
+    def decide(self, pair_ids: list[str], *, accept: bool) -> int:
+        """Accept or reject probable links awaiting review; returns how many were decided."""
+        rows = self.probable_links()
+        wanted = set(pair_ids)
+        unknown = wanted - {r["pair_id"] for r in rows}
+        if unknown:
+            raise IdentityError(f"no probable link {sorted(unknown)[0]!r}; `patron identity review` lists them")
+        now = utc_now()
+        decided = 0
+        for row in rows:
+            if row["pair_id"] in wanted:
+                row["status"] = "accepted" if accept else "rejected"
+                row["decided_at"] = now
+                decided += 1
+        self.store.replace_tables({PROBABLE: pa.Table.from_pylist(rows, schema=PROBABLE_SCHEMA)})
+        return decided
 
     # -- reading -----------------------------------------------------------------
 

@@ -1,16 +1,19 @@
 """Which profile each event belongs to, through the identifiers it carries.
 
 An event belongs to the profile of its ``userId`` when that identifier is in the graph,
-else to the profile of its ``anonymousId``. The mapping is a join, not a stored column,
-so splitting or merging profiles re-attributes events without rewriting the log.
+else to the profile of its ``anonymousId``, else (records imported from a CRM carry
+neither) to the profile of its first ``context.externalIds`` entry. The mapping is a
+join, not a stored column, so splitting or merging profiles re-attributes events without
+rewriting the log.
 """
 
 from __future__ import annotations
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-from patron.identity.identifiers import ANONYMOUS_ID, USER_ID
+from patron.identity.identifiers import ANONYMOUS_ID, EXTERNAL_PREFIX, USER_ID
 
 
 def profile_events(events: ir.Table, identifiers: ir.Table) -> ir.Table:
@@ -21,10 +24,22 @@ def profile_events(events: ir.Table, identifiers: ir.Table) -> ir.Table:
     by_anon = identifiers.filter(identifiers.identifier_type == ANONYMOUS_ID).select(
         anon_key=identifiers.identifier_value, anon_profile=identifiers.profile_id
     )
-    joined = events.left_join(by_user, events.user_id == by_user.user_key).left_join(
-        by_anon, events.anonymous_id == by_anon.anon_key
+    by_external = identifiers.filter(identifiers.identifier_type.startswith(EXTERNAL_PREFIX)).select(
+        ext_type=identifiers.identifier_type, ext_key=identifiers.identifier_value, ext_profile=identifiers.profile_id
     )
-    attributed = joined.mutate(profile_id=ibis.coalesce(joined.user_profile, joined.anon_profile))
+    first_external = events.raw.cast(dt.JSON)["context"]["externalIds"][0]
+    keyed = events.mutate(
+        _ext_type=ibis.literal(EXTERNAL_PREFIX) + first_external["type"].str,
+        _ext_id=first_external["id"].str,
+    )
+    joined = (
+        keyed.left_join(by_user, keyed.user_id == by_user.user_key)
+        .left_join(by_anon, keyed.anonymous_id == by_anon.anon_key)
+        .left_join(by_external, (keyed._ext_type == by_external.ext_type) & (keyed._ext_id == by_external.ext_key))
+    )
+    attributed = joined.mutate(
+        profile_id=ibis.coalesce(joined.user_profile, joined.anon_profile, joined.ext_profile)
+    )
     return attributed.filter(attributed.profile_id.notnull()).drop(
-        "user_key", "user_profile", "anon_key", "anon_profile"
+        "user_key", "user_profile", "anon_key", "anon_profile", "ext_type", "ext_key", "ext_profile", "_ext_type", "_ext_id"
     )

@@ -12,8 +12,9 @@ transaction:
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ibis
 import orjson
@@ -26,8 +27,12 @@ from patron.profiles.computed import DEFAULT_COMPUTED_TRAITS, ComputedTrait, com
 from patron.profiles.consent import consent_history
 from patron.profiles.erasure import ErasureReceipt, Tombstones, plan_erasure
 from patron.profiles.exceptions import ProfilesNotBuilt
+from patron.profiles.match_records import match_records
 from patron.profiles.traits import merged_traits
 from patron.store.base import Store
+
+if TYPE_CHECKING:
+    from patron.identity.matching import MatchSettings
 
 TRAITS = "profile_traits"
 COMPUTED = "profile_computed"
@@ -38,6 +43,22 @@ CONSENT = "profile_consent_history"
 class BuildReport:
     profiles: int
     traits: int
+    seconds: float
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class MatchReport:
+    run_id: str
+    records: int
+    matched_pairs: int
+    review_pairs: int
+    new_links: int
+    profiles_before: int
+    profiles_after: int
+    traits_compared: list[str]
     seconds: float
 
     def as_json(self) -> dict[str, Any]:
@@ -89,6 +110,30 @@ class Profiles:
         self.tombstones.remember(set(plan.tombstones.column("tombstone").to_pylist()))
         self.build(resolve=True)  # derived tables, rebuilt without the person
         return plan.receipt
+
+    def match(self, on: Sequence[str] = (), settings: MatchSettings | None = None) -> MatchReport:
+        """The probabilistic pass: score profiles that share no identifier (CRM records
+        with names, birthdays, addresses), link those above the match threshold, list
+        those above the review threshold, and rebuild the profiles."""
+        from patron.identity.matching import ProbabilisticMatcher
+
+        started = time.perf_counter()
+        before = self.build(resolve=True).profiles
+        records = match_records(self.store, TRAITS, on)
+        result = ProbabilisticMatcher(self.store, settings).match(records, on)
+        run_id, new_links = self.identity.add_probable(result.pairs)
+        after = self.build(resolve=True).profiles
+        return MatchReport(
+            run_id=run_id,
+            records=records.num_rows,
+            matched_pairs=result.matches.num_rows,
+            review_pairs=result.reviews.num_rows,
+            new_links=new_links,
+            profiles_before=before,
+            profiles_after=after,
+            traits_compared=list(result.traits),
+            seconds=round(time.perf_counter() - started, 3),
+        )
 
     def quality(self, rules: IdentifierRules, *, stale_days: int = 365) -> dict[str, Any]:
         """The data-quality report (see quality.py)."""

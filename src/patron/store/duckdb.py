@@ -426,19 +426,21 @@ class DuckDBStore:
                 cur.unregister("_patron_erased_keys")
             if failed_ids:
                 cur.execute("DELETE FROM failed_events WHERE failed_id IN (SELECT unnest(?))", [failed_ids])
-            exists = cur.execute(
-                "SELECT 1 FROM information_schema.tables WHERE table_name = 'identity_removals'"
-            ).fetchall()
-            if exists:
-                cur.register("_patron_erased_ids", identifiers)
-                try:
-                    cur.execute(
-                        "DELETE FROM identity_removals WHERE (a_type, a_value) IN "
-                        "(SELECT (identifier_type, identifier_value) FROM _patron_erased_ids) "
-                        "OR (b_type, b_value) IN (SELECT (identifier_type, identifier_value) FROM _patron_erased_ids)"
-                    )
-                finally:
-                    cur.unregister("_patron_erased_ids")
+            # Records that name identifiers in pairs: splits, and probable links.
+            cur.register("_patron_erased_ids", identifiers)
+            try:
+                for name in ("identity_removals", "identity_probable_links"):
+                    exists = cur.execute(
+                        "SELECT 1 FROM information_schema.tables WHERE table_name = ?", [name]
+                    ).fetchall()
+                    if exists:
+                        cur.execute(
+                            f"DELETE FROM {name} WHERE (a_type, a_value) IN "
+                            "(SELECT (identifier_type, identifier_value) FROM _patron_erased_ids) "
+                            "OR (b_type, b_value) IN (SELECT (identifier_type, identifier_value) FROM _patron_erased_ids)"
+                        )
+            finally:
+                cur.unregister("_patron_erased_ids")
 
     def replace_tables(self, tables: dict[str, pa.Table]) -> None:
         """Replace derived tables (identity graph, profiles) in one transaction.
