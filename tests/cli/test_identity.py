@@ -65,3 +65,28 @@ def test_split_and_dry_run_from_the_command_line(store_path: Path) -> None:
     split = json.loads(patron("identity", "split", "u1", "--identifier", "anonymous_id:a1", "--json", "--store", store).stdout)
     assert sorted(split["profiles"].values()) == [["anonymous_id:a1"], ["email:ann@shop.com", "user_id:u1"]]
     assert_one_line_error(patron("identity", "split", "u1", "--store", store), "exactly one")
+
+
+def test_match_and_review_from_the_command_line(tmp_path: Path) -> None:
+    import csv as csv_module
+
+    from bench.match_febrl import load_febrl3
+
+    records, _ = load_febrl3()
+    crm = tmp_path / "crm.csv"
+    with crm.open("w", newline="") as f:
+        writer = csv_module.writer(f)
+        writer.writerow(["rec_id", "firstName", "lastName", "birthday", "address.city", "address.postalCode", "ssn"])
+        for r in records.to_pylist():
+            writer.writerow([r["record_id"], r["firstName"] or "", r["lastName"] or "", r["birthday"] or "", r["address_city"] or "", r["address_postalCode"] or "", r["soc_sec_id"] or ""])
+    store = str(tmp_path / "crm.duckdb")
+    assert patron("import", "customers", str(crm), "--id-column", "rec_id", "--store", store).returncode == 0
+    report = json.loads(patron("identity", "match", "--on", "ssn", "--json", "--store", store).stdout)
+    assert report["profiles_before"] == 5000 and 1900 <= report["profiles_after"] <= 2100
+    assert "ssn" in report["traits_compared"]
+    pending = json.loads(patron("identity", "review", "--json", "--store", store).stdout)
+    assert all(p["status"] == "review" for p in pending)
+    if pending:
+        decided = patron("identity", "review", "--reject", pending[0]["pair_id"], "--store", store)
+        assert decided.returncode == 0 and "decided 1 pair" in decided.stdout
+    assert_one_line_error(patron("identity", "review", "--accept", "pair_nope", "--store", store), "no probable link")
