@@ -85,7 +85,7 @@ def test_append_table_creates_then_appends(store_path: Path) -> None:
         store.append_table("identity_removals_test", pa.table({"a": ["x"]}))
         store.append_table("identity_removals_test", pa.table({"a": ["y"]}))
         assert store.to_pyarrow(store.table("identity_removals_test")).column("a").to_pylist() == ["x", "y"]
-        with pytest.raises(ValueError, match="not a name"):
+        with pytest.raises(ValueError, match="not a derived table name"):
             store.append_table("events", pa.table({"a": ["z"]}))
     finally:
         store.close()

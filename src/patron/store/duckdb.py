@@ -450,8 +450,7 @@ class DuckDBStore:
         """
         with self._transaction() as cur:
             for name, table in tables.items():
-                if not name.isidentifier() or name in ("events", "failed_events", "api_keys", "meta"):
-                    raise ValueError(f"{name!r} is not a derived table name")
+                _check_table_name(name)
                 view = f"_patron_new_{name}"
                 cur.register(view, table)
                 try:
@@ -464,16 +463,14 @@ class DuckDBStore:
         table, all in one transaction: the data never passes through Python."""
         with self._transaction() as cur:
             for name, expr in tables.items():
-                if not name.isidentifier() or name in ("events", "failed_events", "api_keys", "meta"):
-                    raise ValueError(f"{name!r} is not a derived table name")
+                _check_table_name(name)
                 sql = ibis.to_sql(expr, dialect="duckdb")
                 cur.execute(f'CREATE OR REPLACE TABLE "{name}" AS {sql}')
 
     def append_table(self, name: str, table: pa.Table) -> None:
         """Append rows to a table of records people made (identity removals, ...),
         creating it with the rows' schema on first use."""
-        if not name.isidentifier() or name in ("events", "failed_events", "api_keys", "meta"):
-            raise ValueError(f"{name!r} is not a name for an appendable table")
+        _check_table_name(name)
         with self._transaction() as cur:
             cur.register("_patron_append_rows", table)
             try:
@@ -609,6 +606,15 @@ def _cannot_write(path: Path) -> bool:
         return error.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and os.access(path, os.R_OK)
     os.close(fd)
     return False
+
+
+_CORE_TABLES = frozenset({"events", "failed_events", "api_keys", "meta"})
+
+
+def _check_table_name(name: str) -> None:
+    """Derived and appendable tables may be named freely, but never over the core ones."""
+    if not name.isidentifier() or name in _CORE_TABLES:
+        raise ValueError(f"{name!r} is not a derived table name")
 
 
 def _duckdb_connect(path: Path, *, read_only: bool, checkpoint_threshold: str) -> duckdb.DuckDBPyConnection:
