@@ -94,3 +94,27 @@ def test_export_holds_everything_about_the_person(built: Workspace) -> None:
     assert document["traits"]["plan"]["value"] == "pro" and document["computed"]["order_count"] == 3
     assert {link["message_id"] for link in document["identity_links"]} == {"id-1"}
     assert all(e["user_id"] != "u2" for e in document["events"])
+
+
+def test_contextual_and_firmographic_computed_traits(workspace: Workspace) -> None:
+    send(
+        workspace,
+        {"type": "page", "userId": "u1", "timestamp": "2024-01-01T00:00:00Z",
+         "context": {"device": {"type": "mobile"}, "os": {"name": "iOS"}, "locale": "en-GB", "campaign": {"name": "spring"}}},
+        {"type": "screen", "userId": "u1", "name": "Cart", "timestamp": "2024-01-02T00:00:00Z",
+         "context": {"device": {"type": "tablet"}, "os": {"name": "Android"}, "campaign": {"name": "summer"}}},
+        {"type": "track", "userId": "u1", "event": "Email Opened", "timestamp": "2024-01-03T00:00:00Z"},
+        {"type": "track", "userId": "u1", "event": "Order Completed", "timestamp": "2024-01-04T00:00:00Z", "context": {"channel": "store"}},
+        {"type": "group", "userId": "u1", "groupId": "acme", "timestamp": "2024-01-05T00:00:00Z", "traits": {"name": "Acme Ltd", "industry": "Retail"}},
+        {"type": "group", "userId": "u1", "groupId": "globex", "timestamp": "2024-02-05T00:00:00Z", "traits": {"name": "Globex"}},
+        {"type": "identify", "userId": "u2"},
+    )
+    workspace.profiles.build()
+    computed = workspace.profiles.show("u1")["computed"]
+    assert computed["channels"] == ["app", "email", "store", "web"]
+    assert computed["device_types"] == ["mobile", "tablet"] and computed["operating_systems"] == ["Android", "iOS"]
+    assert computed["locales"] == ["en-GB"] and computed["last_campaign"] == "summer"
+    assert (computed["company"], computed["group_id"]) == ("Globex", "globex")
+    assert computed["industry"] == "Retail"  # the latest group call that named one
+    empty = workspace.profiles.show("u2")["computed"]
+    assert empty["channels"] == [] and empty["company"] is None and empty["last_campaign"] is None

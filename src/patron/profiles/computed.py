@@ -30,9 +30,46 @@ class ComputedTrait:
 
 def _prepared(attributed: ir.Table) -> ir.Table:
     doc = attributed.raw.cast(dt.JSON)
+    context = doc["context"]
     is_order = attributed.event == ORDER_EVENT
     revenue = ibis.coalesce(doc["properties"]["revenue"].float, doc["properties"]["total"].float)
-    return attributed.mutate(is_order=is_order, revenue=ibis.ifelse(is_order, revenue, ibis.null(dt.float64)))
+    is_group = attributed.type == "group"
+    channel = (
+        ibis.cases(
+            (attributed.type == "page", "web"),
+            (attributed.type == "screen", "app"),
+            (attributed.event.startswith("Email "), "email"),
+            (context["channel"].str.isin(["store", "pos"]), "store"),
+            else_=ibis.null(dt.string),
+        )
+    )
+    return attributed.mutate(
+        is_order=is_order,
+        revenue=ibis.ifelse(is_order, revenue, ibis.null(dt.float64)),
+        channel=channel,
+        device_type=context["device"]["type"].str,
+        os_name=context["os"]["name"].str,
+        locale=context["locale"].str,
+        campaign=context["campaign"]["name"].str,
+        company=ibis.ifelse(is_group, doc["traits"]["name"].str, ibis.null(dt.string)),
+        industry=ibis.ifelse(is_group, doc["traits"]["industry"].str, ibis.null(dt.string)),
+        group=ibis.ifelse(is_group, attributed.group_id, ibis.null(dt.string)),
+    )
+
+
+def _distinct(column: str) -> Callable[[ir.Table], ir.Scalar]:
+    def aggregate(e: ir.Table) -> ir.Scalar:
+        seen = e[column].collect(distinct=True, order_by=e[column])
+        return ibis.coalesce(seen, ibis.literal([], type=dt.Array(dt.string)))  # none seen: an empty list
+
+    return aggregate
+
+
+def _latest(column: str) -> Callable[[ir.Table], ir.Scalar]:
+    def aggregate(e: ir.Table) -> ir.Scalar:
+        return e[column].argmax(e.timestamp, where=e[column].notnull())
+
+    return aggregate
 
 
 def _avg_days_between_orders(e: ir.Table) -> ir.Scalar:
@@ -53,6 +90,16 @@ DEFAULT_COMPUTED_TRAITS: tuple[ComputedTrait, ...] = (
     ComputedTrait("total_revenue", "Sum of order revenue (or total)", lambda e: e.revenue.sum()),
     ComputedTrait("average_order_value", "Revenue per order", lambda e: e.revenue.mean()),
     ComputedTrait("avg_days_between_orders", "Mean days between consecutive orders", _avg_days_between_orders),
+    # Contextual: where and how the person meets the brand.
+    ComputedTrait("channels", "Channels used: web (pages), app (screens), email, store", _distinct("channel")),
+    ComputedTrait("device_types", "Device types seen (context.device.type)", _distinct("device_type")),
+    ComputedTrait("operating_systems", "Operating systems seen (context.os.name)", _distinct("os_name")),
+    ComputedTrait("locales", "Locales seen (context.locale)", _distinct("locale")),
+    ComputedTrait("last_campaign", "The latest campaign engaged (context.campaign.name)", _latest("campaign")),
+    # Firmographic: from group calls.
+    ComputedTrait("company", "Company of the latest group call (traits.name)", _latest("company")),
+    ComputedTrait("industry", "Industry of the latest group call", _latest("industry")),
+    ComputedTrait("group_id", "Group of the latest group call", _latest("group")),
 )
 
 
