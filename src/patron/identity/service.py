@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +27,7 @@ import pyarrow as pa
 
 from patron.collect.timestamps import utc_now
 from patron.identity.exceptions import IdentityError, NotResolved, UnknownProfile
+from patron.identity.extraction import read_graph
 from patron.identity.graph import (
     EDGES_SCHEMA,
     IDENTIFIERS_SCHEMA,
@@ -36,7 +36,6 @@ from patron.identity.graph import (
     MergeRules,
     edge_rows,
     identifier_rows,
-    read_messages,
     resolve,
 )
 from patron.identity.identifiers import Identifier, IdentifierRules
@@ -68,7 +67,6 @@ _REMOVALS_SCHEMA = pa.schema(
         ("created_at", pa.timestamp("us")),
     ]
 )
-_EVENT_COLUMNS = ("seq", "source_id", "message_id", "type", "user_id", "previous_id", "timestamp", "raw")
 
 
 @dataclass(frozen=True)
@@ -142,9 +140,8 @@ class IdentityGraph:
     def resolve(self) -> ResolveReport:
         """Rebuild the graph from the whole event log and store it atomically."""
         started = time.perf_counter()
-        events = self.store.events()
-        table = self.store.to_pyarrow(events.select(*_EVENT_COLUMNS).order_by("seq"))
-        graph = read_messages(_rows(table), self.identifier_rules)
+        events = int(self.store.execute(self.store.events().count()))
+        graph = read_graph(self.store, self.identifier_rules)
         graph.edges.extend(linking_edges(self.probable_links(), set(graph.seen)))
         resolution = resolve(graph, self.merge_rules, self._removed())
         identifiers = pa.Table.from_pylist(list(identifier_rows(graph, resolution)), schema=IDENTIFIERS_SCHEMA)
@@ -162,7 +159,7 @@ class IdentityGraph:
         )
         states = [state for _, state, _ in resolution.edge_status]
         return ResolveReport(
-            events=table.num_rows,
+            events=events,
             identifiers=identifiers.num_rows,
             profiles=len(set(resolution.profile_of.values())),
             edges_linked=states.count(LINKED),
@@ -277,8 +274,7 @@ class IdentityGraph:
     def preview(self, rules: MergeRules) -> PreviewReport:
         """Resolve under other merge rules without writing: how many profiles would merge or split."""
         current = {(r["identifier_type"], r["identifier_value"]): r["profile_id"] for r in self.clusters()}
-        table = self.store.to_pyarrow(self.store.events().select(*_EVENT_COLUMNS).order_by("seq"))
-        graph = read_messages(_rows(table), self.identifier_rules)
+        graph = read_graph(self.store, self.identifier_rules)
         graph.edges.extend(linking_edges(self.probable_links(), set(graph.seen)))
         resolution = resolve(graph, rules, self._removed())
         after = {(i.type, i.value): p for i, p in resolution.profile_of.items()}
@@ -408,8 +404,3 @@ class IdentityGraph:
             links=self.store.to_pyarrow(linked).to_pylist(),
             refused=self.store.to_pyarrow(refused).to_pylist(),
         )
-
-
-def _rows(table: pa.Table) -> Iterator[dict[str, Any]]:
-    for batch in table.to_batches(max_chunksize=50_000):
-        yield from batch.to_pylist()
