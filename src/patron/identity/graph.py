@@ -24,21 +24,16 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
 import pyarrow as pa
 
 from patron.identity.identifiers import (
-    ANONYMOUS_ID,
     EXTERNAL_PREFIX,
-    USER_ID,
     Identifier,
-    IdentifierRules,
-    RefusedIdentifier,
 )
 
 #: Default limits per identifier type per profile (types not listed are unlimited).
@@ -109,59 +104,8 @@ class GraphInput:
     refused: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
 
 
-def read_messages(rows: Iterable[dict[str, Any]], rules: IdentifierRules) -> GraphInput:
-    """Identifiers and edges of event-log rows (``seq``, ``source_id``, ``message_id``,
-    ``type``, ``previous_id``, ``timestamp``, ``raw``)."""
-    graph = GraphInput()
-    known_user_ids: set[str] = set()
-    aliases: list[tuple[dict[str, Any], str]] = []
-    for row in rows:
-        message = orjson.loads(row["raw"])
-        found: list[Identifier] = []
-        for item in rules.in_message(message):
-            if isinstance(item, RefusedIdentifier):
-                graph.refused[(item.type, item.raw, item.reason)] += 1
-            elif item not in found:
-                found.append(item)
-        for identifier in found:
-            _sight(graph, identifier, row["timestamp"])
-            if identifier.type == USER_ID:
-                known_user_ids.add(identifier.value)
-        if row["type"] == "alias" and row.get("previous_id"):
-            aliases.append((row, str(row["previous_id"])))
-        anchor = min(found, key=lambda i: (_PRIORITY_HINT.get(i.type, 9), i.value), default=None)
-        for other in found:
-            if other != anchor and anchor is not None:
-                graph.edges.append(_edge(anchor, other, row))
-    # An alias's previousId is an earlier user id when one was seen, else an anonymous id.
-    for row, previous in aliases:
-        target = rules.normalise(USER_ID, row.get("user_id") or orjson.loads(row["raw"]).get("userId"))
-        kind = USER_ID if previous in known_user_ids else ANONYMOUS_ID
-        source = rules.normalise(kind, previous)
-        if isinstance(source, Identifier) and isinstance(target, Identifier) and source != target:
-            _sight(graph, source, row["timestamp"])
-            graph.edges.append(_edge(source, target, row))
-        elif isinstance(source, RefusedIdentifier):
-            graph.refused[(source.type, source.raw, source.reason)] += 1
-    return graph
-
-
+#: Identifier types by strength, for choosing each message's anchor (extraction.py).
 _PRIORITY_HINT = {kind: rank for rank, kind in enumerate(DEFAULT_PRIORITY)}
-
-
-def _sight(graph: GraphInput, identifier: Identifier, at: datetime) -> None:
-    sighting = graph.seen.get(identifier)
-    if sighting is None:
-        graph.seen[identifier] = Sighting(at, at, 1)
-    else:
-        sighting.first_seen = min(sighting.first_seen, at)
-        sighting.last_seen = max(sighting.last_seen, at)
-        sighting.messages += 1
-
-
-def _edge(a: Identifier, b: Identifier, row: dict[str, Any]) -> Edge:
-    a, b = sorted((a, b))
-    return Edge(a, b, row["type"], row["source_id"], row["message_id"], row["seq"], row["timestamp"])
 
 
 @dataclass
