@@ -409,13 +409,8 @@ class DuckDBStore:
         self, tombstones: pa.Table, event_keys: pa.Table, failed_ids: list[int], identifiers: pa.Table, receipt: pa.Table
     ) -> None:
         with self._transaction() as cur:
-            for name, table in (("erasure_tombstones", tombstones), ("erasure_receipts", receipt)):
-                cur.register("_patron_erasure_rows", table)
-                try:
-                    cur.execute(f"CREATE TABLE IF NOT EXISTS {name} AS SELECT * FROM _patron_erasure_rows LIMIT 0")
-                    cur.execute(f"INSERT INTO {name} SELECT * FROM _patron_erasure_rows")
-                finally:
-                    cur.unregister("_patron_erasure_rows")
+            _append_rows(cur, "erasure_tombstones", tombstones)
+            _append_rows(cur, "erasure_receipts", receipt)
             cur.register("_patron_erased_keys", event_keys)
             try:
                 cur.execute(
@@ -472,12 +467,7 @@ class DuckDBStore:
         creating it with the rows' schema on first use."""
         _check_table_name(name)
         with self._transaction() as cur:
-            cur.register("_patron_append_rows", table)
-            try:
-                cur.execute(f'CREATE TABLE IF NOT EXISTS "{name}" AS SELECT * FROM _patron_append_rows LIMIT 0')
-                cur.execute(f'INSERT INTO "{name}" SELECT * FROM _patron_append_rows')
-            finally:
-                cur.unregister("_patron_append_rows")
+            _append_rows(cur, name, table)
 
     def table(self, name: str) -> ir.Table:
         """A derived table by name, as an Ibis table."""
@@ -615,6 +605,17 @@ def _check_table_name(name: str) -> None:
     """Derived and appendable tables may be named freely, but never over the core ones."""
     if not name.isidentifier() or name in _CORE_TABLES:
         raise ValueError(f"{name!r} is not a derived table name")
+
+
+def _append_rows(cur: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
+    """Append rows to ``name`` inside the caller's transaction, creating the table from
+    the rows' schema on first use."""
+    cur.register("_patron_append_rows", table)
+    try:
+        cur.execute(f'CREATE TABLE IF NOT EXISTS "{name}" AS SELECT * FROM _patron_append_rows LIMIT 0')
+        cur.execute(f'INSERT INTO "{name}" SELECT * FROM _patron_append_rows')
+    finally:
+        cur.unregister("_patron_append_rows")
 
 
 def _duckdb_connect(path: Path, *, read_only: bool, checkpoint_threshold: str) -> duckdb.DuckDBPyConnection:
