@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     """Custom traits the probabilistic pass compares besides the standard ones (a
     national id, a loyalty card number); ``patron identity match --on`` adds more."""
 
+    profile_source_priority: list[str] = []
+    """Sources whose trait values win over others whatever their time, strongest first
+    (e.g. ``["crm"]`` when the CRM is the reference for names and addresses); values
+    from sources not listed follow the latest-wins rule."""
+
     writer_max_group_rows: int = 20_000
     """Most messages the durable writer commits in one transaction."""
 

@@ -79,7 +79,9 @@ class Workspace:
         """The single customer view: merged traits, computed traits, timelines."""
         from patron.profiles.service import Profiles
 
-        return Profiles(self.store, self.identity, self.tombstones)
+        return Profiles(
+            self.store, self.identity, self.tombstones, source_priority=self.settings.profile_source_priority
+        )
 
     @cached_property
     def tombstones(self) -> Tombstones:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +119,19 @@ def test_contextual_and_firmographic_computed_traits(workspace: Workspace) -> No
     assert computed["industry"] == "Retail"  # the latest group call that named one
     empty = workspace.profiles.show("u2")["computed"]
     assert empty["channels"] == [] and empty["company"] is None and empty["last_campaign"] is None
+
+
+def test_source_priority_beats_recency(store_path: Path) -> None:
+    from patron.config import Settings
+
+    with Workspace(Settings(store=store_path, profile_source_priority=["crm"])) as ws:
+        send(ws, {"type": "identify", "userId": "u1", "timestamp": "2024-01-01T00:00:00Z", "traits": {"lastName": "Smith", "plan": "gold"}}, source="crm")
+        send(ws, {"type": "identify", "userId": "u1", "timestamp": "2024-05-01T00:00:00Z", "traits": {"lastName": "smth", "plan": "free", "city": "York"}}, source="web")
+        ws.profiles.build()
+        traits = ws.profiles.show("u1")["traits"]
+        assert (traits["lastName"]["value"], traits["lastName"]["source_id"]) == ("Smith", "crm")
+        assert traits["plan"]["value"] == "gold"
+        assert traits["city"]["value"] == "York"  # only the web had it
+    with Workspace(Settings(store=store_path)) as ws:  # without a priority, the latest wins
+        ws.profiles.build(resolve=False)
+        assert ws.profiles.show("u1")["traits"]["lastName"]["value"] == "smth"

@@ -74,11 +74,13 @@ class Profiles:
         identity: IdentityGraph,
         tombstones: Tombstones,
         computed: tuple[ComputedTrait, ...] = DEFAULT_COMPUTED_TRAITS,
+        source_priority: Sequence[str] = (),
     ) -> None:
         self.store = store
         self.identity = identity
         self.tombstones = tombstones
         self.computed = computed
+        self.source_priority = tuple(source_priority)
 
     def build(self, *, resolve: bool = True) -> BuildReport:
         """Resolve identities (unless told not to), then rebuild traits and computed traits."""
@@ -88,7 +90,7 @@ class Profiles:
         attributed = profile_events(self.store.events(), self.identity._identifiers())
         self.store.materialize(
             {
-                TRAITS: merged_traits(attributed),
+                TRAITS: merged_traits(attributed, self.source_priority),
                 COMPUTED: computed_traits(attributed, self.computed),
                 CONSENT: consent_history(attributed),
             }

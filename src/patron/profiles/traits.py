@@ -1,13 +1,18 @@
 """Traits merged from all of a profile's messages, with where each value came from.
 
 The rule: for each trait, the value from the message with the latest event timestamp
-wins (ties: the later stored message); a ``null`` never overwrites a value; values come
+wins (ties: the later stored message); a ``null`` never overwrites a value; when
+``source_priority`` names sources (``PATRON_PROFILE_SOURCE_PRIORITY='["crm", "web"]'``),
+a value from an earlier-named source beats any value from a later-named or unnamed one,
+whatever their times; values come
 from ``identify`` traits and from ``context.traits`` on any message. Each merged trait
 keeps the source, message and time it came from. Values stay JSON text, so a number
 stays a number and an address stays an object.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -30,11 +35,18 @@ def trait_values(attributed: ir.Table) -> ir.Table:
     return valued.filter(valued.value.notnull() & (valued.value != "null"))
 
 
-def merged_traits(attributed: ir.Table) -> ir.Table:
+def merged_traits(attributed: ir.Table, source_priority: Sequence[str] = ()) -> ir.Table:
     """One row per profile and trait: the winning value and its provenance."""
     values = trait_values(attributed)
+    rank: ir.IntegerValue = ibis.literal(0)
+    if source_priority:
+        rank = ibis.cases(
+            *((values.source_id == source, position) for position, source in enumerate(source_priority)),
+            else_=len(source_priority),
+        )
     order = ibis.window(
-        group_by=[values.profile_id, values.trait], order_by=[ibis.desc(values.timestamp), ibis.desc(values.seq)]
+        group_by=[values.profile_id, values.trait],
+        order_by=[rank, ibis.desc(values.timestamp), ibis.desc(values.seq)],
     )
     ranked = values.mutate(rank=ibis.row_number().over(order))
     return ranked.filter(ranked.rank == 0).select(
