@@ -50,6 +50,13 @@ def test_febrl3_profiles_reach_099(resolved: tuple[Workspace, set[tuple[str, str
     print(f"FEBRL3 through import, graph and probabilistic pass: precision {scores.precision:.4f}, recall {scores.recall:.4f}; {match}")
     assert scores.precision >= 0.99 and scores.recall >= 0.99
     assert match.profiles_before == 5000 and match.profiles_after == len(groups)  # type: ignore[attr-defined]
+    # The pairs left for review show up as suspected duplicates in the quality report.
+    quality = ws.profiles.quality(ws.identifier_rules)["problems"]["suspected_duplicates"]
+    pending = ws.identity.probable_links("review")
+    ends = {ws.identity.profile_id(f"{p['a_type']}:{p['a_value']}") for p in pending}
+    ends |= {ws.identity.profile_id(f"{p['b_type']}:{p['b_value']}") for p in pending}
+    assert pending and 0 < quality["profiles"] <= len(ends)
+    assert all(e["value"]["maybe_same_as"] in ends for e in quality["examples"])
 
 
 def test_probable_links_are_explained_reviewable_and_splittable(resolved: tuple[Workspace, set[tuple[str, str]], object]) -> None:

@@ -9,10 +9,12 @@ Problems, each as a share of profiles with up to five examples:
 ``stale``                               no event in the ``stale_days`` before the store's latest event
 ``uncontactable``                       neither a valid email nor a valid phone
 
+``suspected_duplicates``                profiles in a pair the probabilistic matcher put up for
+                                        review (``patron identity match``; empty until it ran)
+
 A profile is **unusable** when it is uncontactable, or has a malformed date or an
 impossible age. Messages rejected at collection are reported beside them (their share of
-everything received, and the commonest reasons). Suspected duplicates come from the
-probabilistic matcher once it runs on profiles (issue 3, still to do).
+everything received, and the commonest reasons).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 import orjson
 
 from patron.identity.identifiers import EMAIL, PHONE, Identifier, IdentifierRules
+from patron.identity.probable import PROBABLE
 from patron.identity.service import IDENTIFIERS
 from patron.profiles.exceptions import ProfilesNotBuilt
 from patron.profiles.service import COMPUTED, TRAITS
@@ -125,6 +128,24 @@ def quality_report(store: Store, rules: IdentifierRules, *, stale_days: int = 36
             problems["stale"].add(profile, row["last_seen"].isoformat())
         if bad:
             unusable.add(profile)
+
+    problems["suspected_duplicates"] = Problem()
+    if store.has_table(PROBABLE):
+        probable = store.table(PROBABLE)
+        pending = store.to_pyarrow(probable.filter(probable.status == "review")).to_pylist()
+        profile_of = {
+            (r["identifier_type"], r["identifier_value"]): r["profile_id"]
+            for r in store.to_pyarrow(identifiers.select("identifier_type", "identifier_value", "profile_id")).to_pylist()
+        }
+        flagged: dict[str, str] = {}
+        for pair in pending:
+            ends = [profile_of.get((pair["a_type"], pair["a_value"])), profile_of.get((pair["b_type"], pair["b_value"]))]
+            if None in ends or ends[0] == ends[1]:
+                continue
+            for mine, other in (ends, ends[::-1]):
+                flagged.setdefault(str(mine), str(other))
+        for profile, other in sorted(flagged.items()):
+            problems["suspected_duplicates"].add(profile, {"maybe_same_as": other})
 
     failed = store.failed_events()
     failed_total = int(store.execute(failed.count()))
