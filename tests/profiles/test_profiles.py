@@ -135,3 +135,21 @@ def test_source_priority_beats_recency(store_path: Path) -> None:
     with Workspace(Settings(store=store_path)) as ws:  # without a priority, the latest wins
         ws.profiles.build(resolve=False)
         assert ws.profiles.show("u1")["traits"]["lastName"]["value"] == "smth"
+
+
+def test_browsers_and_favourite_category_and_brand(workspace: Workspace) -> None:
+    chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+    safari = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+    send(
+        workspace,
+        {"type": "page", "userId": "u1", "context": {"userAgent": chrome}},
+        {"type": "page", "userId": "u1", "context": {"userAgent": safari}},
+        {"type": "track", "userId": "u1", "event": "Product Viewed", "properties": {"category": "shoes", "brand": "Acme"}},
+        {"type": "track", "userId": "u1", "event": "Product Viewed", "properties": {"category": "shoes", "brand": "Zeta"}},
+        {"type": "track", "userId": "u1", "event": "Order Completed", "properties": {"products": [{"category": "hats", "brand": "Zeta"}]}},
+        {"type": "track", "userId": "u1", "event": "Searched", "properties": {"category": "hats"}},  # not a product event
+    )
+    workspace.profiles.build()
+    computed = workspace.profiles.show("u1")["computed"]
+    assert computed["browsers"] == ["Chrome", "Safari"]
+    assert computed["top_category"] == "shoes" and computed["top_brand"] == "Zeta"

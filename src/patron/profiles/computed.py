@@ -43,7 +43,23 @@ def _prepared(attributed: ir.Table) -> ir.Table:
             else_=ibis.null(dt.string),
         )
     )
+    agent = context["userAgent"].str
+    browser = ibis.cases(
+        (agent.contains("Edg/"), "Edge"),
+        (agent.contains("OPR/") | agent.contains("Opera"), "Opera"),
+        (agent.contains("Firefox/"), "Firefox"),
+        (agent.contains("Chrome/") | agent.contains("Chromium/") | agent.contains("CriOS/"), "Chrome"),
+        (agent.contains("Safari/"), "Safari"),
+        else_=ibis.null(dt.string),
+    )
+    properties = doc["properties"]
+    shopping = attributed.event.isin([ORDER_EVENT, "Product Viewed", "Product Added", "Product Clicked"])
+    category = ibis.coalesce(properties["category"].str, properties["products"][0]["category"].str)
+    brand = ibis.coalesce(properties["brand"].str, properties["products"][0]["brand"].str)
     return attributed.mutate(
+        browser=browser,
+        category=ibis.ifelse(shopping, category, ibis.null(dt.string)),
+        brand=ibis.ifelse(shopping, brand, ibis.null(dt.string)),
         is_order=is_order,
         revenue=ibis.ifelse(is_order, revenue, ibis.null(dt.float64)),
         channel=channel,
@@ -61,6 +77,13 @@ def _distinct(column: str) -> Callable[[ir.Table], ir.Scalar]:
     def aggregate(e: ir.Table) -> ir.Scalar:
         seen = e[column].collect(distinct=True, order_by=e[column])
         return ibis.coalesce(seen, ibis.literal([], type=dt.Array(dt.string)))  # none seen: an empty list
+
+    return aggregate
+
+
+def _most_frequent(column: str) -> Callable[[ir.Table], ir.Scalar]:
+    def aggregate(e: ir.Table) -> ir.Scalar:
+        return e[column].mode(where=e[column].notnull())
 
     return aggregate
 
@@ -95,6 +118,9 @@ DEFAULT_COMPUTED_TRAITS: tuple[ComputedTrait, ...] = (
     ComputedTrait("device_types", "Device types seen (context.device.type)", _distinct("device_type")),
     ComputedTrait("operating_systems", "Operating systems seen (context.os.name)", _distinct("os_name")),
     ComputedTrait("locales", "Locales seen (context.locale)", _distinct("locale")),
+    ComputedTrait("browsers", "Browsers seen (from context.userAgent)", _distinct("browser")),
+    ComputedTrait("top_category", "Most frequent category of products viewed, added or ordered", _most_frequent("category")),
+    ComputedTrait("top_brand", "Most frequent brand of products viewed, added or ordered", _most_frequent("brand")),
     ComputedTrait("last_campaign", "The latest campaign engaged (context.campaign.name)", _latest("campaign")),
     # Firmographic: from group calls.
     ComputedTrait("company", "Company of the latest group call (traits.name)", _latest("company")),
