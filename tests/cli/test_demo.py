@@ -23,6 +23,10 @@ def test_demo_loads_once(tmp_path: Path) -> None:
     assert "69,659 orders from 23,570 customers, 1997-01-01 to 1998-06-30" in out
     assert 'Write key "demo"' in out and "pk_" in out
     assert "http://127.0.0.1:8000" in out and "patron events count" in out
+    # Profiles are built on the first load, with a read key to look at them over HTTP.
+    assert "Built 23,570 customer profiles" in out and 'read key "demo-read"' in out
+    view = orjson.loads(patron("profiles", "show", "user_id:cdnow-3", "--json", "--store", str(store)).stdout)
+    assert view["computed"]["order_count"] == 6 and view["computed"]["total_revenue"] == 156.46  # CDNOW's real record
 
     second = patron("demo", "--store", str(store), "--json")
     assert second.returncode == 0, second.stderr
