@@ -47,3 +47,12 @@ def test_profiles_over_http(store_path: Path) -> None:
         assert forbidden.status_code == 401 and "scope 'write'" in forbidden.json()["message"]
         bad_limit = get(f"/v1/profiles/{profile}", limit=0)
         assert bad_limit.status_code == 400 and bad_limit.json()["field"] == "limit"
+
+
+def test_reading_without_a_key_asks_for_a_read_key(store_path: Path) -> None:
+    with Workspace(Settings(store=store_path)) as ws:
+        ws.keys.create("web", "write")
+    with PatronServer(store_path) as server:
+        answer = httpx.get(f"{server.url}/v1/profiles/prof_x")
+        assert answer.status_code == 401
+        assert "a read key is required" in answer.json()["message"] and "--scope read" in answer.json()["message"]

@@ -76,9 +76,10 @@ class KeyRing:
     def authenticate(self, key: str | None, *, scope: str) -> KeyRecord:
         """The active key record for ``key`` if it carries ``scope`` (admin carries all)."""
         if not key:
+            how = "or as writeKey in the body" if scope == "write" else "or as a Bearer token"
             raise AuthenticationError(
-                "a write key is required: send it as the HTTP Basic user name with an empty "
-                "password, or as writeKey in the body"
+                f"a {scope} key is required: send it as the HTTP Basic user name with an empty "
+                f"password, {how} (`patron keys create --scope {scope}`)"
             )
         digest = hash_key(key)
         now = time.monotonic()
