@@ -256,3 +256,30 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return info
+
+
+class KeepAlivePoster:
+    """POSTs on one keep-alive loopback connection, reconnecting after a failure.
+
+    ``post`` returns ``(status, payload)``, or ``None`` when the connection broke (the
+    caller counts an error; the next call uses a fresh connection).
+    """
+
+    def __init__(self, port: int, headers: dict[str, str], timeout: float) -> None:
+        self.port = port
+        self.headers = headers
+        self.timeout = timeout
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+    def post(self, path: str, body: bytes) -> tuple[int, bytes] | None:
+        try:
+            self.conn.request("POST", path, body, self.headers)
+            response = self.conn.getresponse()
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException):
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            return None
+
+    def close(self) -> None:
+        self.conn.close()

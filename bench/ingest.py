@@ -10,7 +10,6 @@ count`: the count must equal the number of events the server acknowledged with a
 
 from __future__ import annotations
 
-import http.client
 import multiprocessing
 import random
 import time
@@ -22,6 +21,7 @@ import orjson
 
 from bench.common import (
     CpuMeter,
+    KeepAlivePoster,
     Server,
     basic_auth,
     fresh_dir,
@@ -58,7 +58,7 @@ def _client(args: tuple[int, str, int, str, float, float]) -> dict[str, Any]:
     templates = _templates(seed=index)
     prefix = f"bench-{run}-{index:02d}-".encode()
     headers = {"Authorization": auth, "Content-Type": "application/json"}
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    poster = KeepAlivePoster(port, headers, timeout=120)
     latencies: list[float] = []
     finished: list[float] = []
     acknowledged = duplicates = rejected = errors = 0
@@ -75,25 +75,20 @@ def _client(args: tuple[int, str, int, str, float, float]) -> dict[str, Any]:
         body_bytes += len(body)
         counter += BATCH
         began = time.perf_counter()
-        try:
-            conn.request("POST", "/v1/batch", body, headers)
-            response = conn.getresponse()
-            payload = response.read()
-        except (OSError, http.client.HTTPException):
+        reply = poster.post("/v1/batch", body)
+        if reply is None:
             errors += 1
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
             continue
         latencies.append(time.perf_counter() - began)
         finished.append(time.time())
-        if response.status != 200:
+        if reply[0] != 200:
             errors += 1
             continue
-        answer = orjson.loads(payload)
+        answer = orjson.loads(reply[1])
         acknowledged += answer["accepted"] + answer["duplicates"]
         duplicates += answer["duplicates"]
         rejected += len(answer["rejected"])
-    conn.close()
+    poster.close()
     return {
         "latencies": latencies,
         "finished": finished,

@@ -8,7 +8,6 @@ coordinated omission). Several client processes, each with a few keep-alive conn
 
 from __future__ import annotations
 
-import http.client
 import multiprocessing
 import random
 import threading
@@ -21,6 +20,7 @@ import orjson
 
 from bench.common import (
     CpuMeter,
+    KeepAlivePoster,
     Server,
     basic_auth,
     fresh_dir,
@@ -39,7 +39,7 @@ def _connection_loop(
     out: dict[str, Any],
 ) -> None:
     headers = {"Authorization": auth, "Content-Type": "application/json"}
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    poster = KeepAlivePoster(port, headers, timeout=60)
     latencies: list[float] = []
     service: list[float] = []
     dues: list[float] = []
@@ -52,24 +52,17 @@ def _connection_loop(
             time.sleep(delay)
         body = template[0] + prefix + b"%09d" % n + template[1]
         began = time.time()
-        try:
-            conn.request("POST", "/v1/track", body, headers)
-            response = conn.getresponse()
-            payload = response.read()
-        except (OSError, http.client.HTTPException):
-            errors += 1
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            continue
+        answer = poster.post("/v1/track", body)
         done = time.time()
-        if response.status != 200:
+        if answer is None or answer[0] != 200:
             errors += 1
             continue
+        payload = answer[1]
         acknowledged += orjson.loads(payload)["accepted"]
         latencies.append(done - due)
         service.append(done - began)
         dues.append(due)
-    conn.close()
+    poster.close()
     out.update(latencies=latencies, service=service, dues=dues, errors=errors, acknowledged=acknowledged, last=time.time())
 
 
