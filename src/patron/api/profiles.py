@@ -59,10 +59,7 @@ def find_profile(
     given = {k: v for k, v in (("user_id", user_id), ("anonymous_id", anonymous_id), ("email", email), ("phone", phone)) if v}
     if len(given) != 1:
         raise InvalidPayload(f"give exactly one of {', '.join(_LOOKUPS)} as a query parameter", field="query")
-    (kind, value), = given.items()
-    if kind == "phone":
-        normalised = request.app.state.services.workspace.identifier_rules.normalise("phone", value)
-        value = getattr(normalised, "value", value)
+    ((kind, value),) = given.items()
     return _view(request, f"{kind}:{value}", limit, offset)
 
 

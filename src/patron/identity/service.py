@@ -374,9 +374,12 @@ class IdentityGraph:
             if kind == "external":  # external:<kind>:<value>
                 sub, _, value = value.partition(":")
                 kind = f"external:{sub}"
+            # Written as a person would (" Ann@Shop.com", "(415) 555-2671"): the same
+            # normalisation as when the identifier was stored.
+            normalised = self.identifier_rules.normalise(kind, value)
+            if isinstance(normalised, Identifier):
+                value = normalised.value
             condition = (table.identifier_type == kind) & (table.identifier_value == value)
-            if kind == "email":
-                condition = (table.identifier_type == kind) & (table.identifier_value == value.strip().lower())
         else:
             condition = table.identifier_value == key
         found = self.store.to_pyarrow(table.filter(condition).select("profile_id").distinct()).column(0).to_pylist()
