@@ -19,6 +19,7 @@ from patron.store.base import Store
 if TYPE_CHECKING:  # imported on first use, so `import patron` stays fast
     from patron.collect.importers import Importers
     from patron.demo import DemoLoader
+    from patron.facts import EventFacts
     from patron.identity.identifiers import IdentifierRules
     from patron.identity.service import IdentityGraph
     from patron.profiles.erasure import Tombstones
@@ -72,7 +73,15 @@ class Workspace:
         from patron.identity.service import IdentityGraph
 
         rules = MergeRules(limits=dict(self.settings.identity_limits), priority=tuple(self.settings.identity_priority))
-        return IdentityGraph(self.store, self.identifier_rules, rules)
+        return IdentityGraph(self.store, self.identifier_rules, rules, self.facts)
+
+    @cached_property
+    def facts(self) -> EventFacts:
+        """The fields of each message later stages read, extracted once (facts.py)."""
+        from patron.facts import CORE_FACTS, EventFacts
+        from patron.profiles.computed import DEFAULT_COMPUTED_TRAITS, facts_for
+
+        return EventFacts(self.store, CORE_FACTS + facts_for(DEFAULT_COMPUTED_TRAITS))
 
     @cached_property
     def profiles(self) -> Profiles:

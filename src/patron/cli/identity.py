@@ -18,7 +18,9 @@ app = typer.Typer(help="Resolve identities into profiles, and explain every merg
 
 @app.command("resolve")
 def resolve(
-    full: Annotated[bool, typer.Option("--full", help="Rebuild from the whole event log (the only mode so far).")] = True,
+    full: Annotated[
+        bool, typer.Option("--full", help="Rebuild from the whole event log (default: only events since the last resolve).")
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Preview other merge rules; write nothing.")] = False,
     limits: Annotated[
         str | None, typer.Option("--limits", help='With --dry-run: limits to try, as JSON, e.g. \'{"user_id": 1, "email": 2}\'.')
@@ -26,7 +28,8 @@ def resolve(
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Build the identity graph from the event log under the merge rules in settings."""
+    """Bring the identity graph up to date with the event log, under the merge rules in
+    settings: incremental (new events and the clusters they touch), or whole with --full."""
     if limits is not None and not dry_run:
         raise typer.BadParameter("goes with --dry-run (set PATRON_IDENTITY_LIMITS to apply limits)", param_hint="--limits")
     with workspace(store) as ws:
@@ -47,12 +50,12 @@ def resolve(
                 )
             return
         with console.status("resolving identities..."):
-            report = ws.identity.resolve()
+            report = ws.identity.resolve(full=full)
     if as_json:
         print_json(report.as_json())
         return
     console.print(
-        f"{report.events:,} events: {report.identifiers:,} identifiers in {report.profiles:,} profiles; "
+        f"{report.mode} resolve of {report.events:,} events: {report.identifiers:,} identifiers in {report.profiles:,} profiles; "
         f"{report.edges_linked:,} links made, {report.edges_refused:,} refused by the merge rules, "
         f"{report.values_refused:,} unusable values; {report.seconds} s",
         highlight=False,

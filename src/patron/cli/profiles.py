@@ -18,16 +18,23 @@ app = typer.Typer(help="Build and read customer profiles (the single customer vi
 @app.command("build")
 def build(
     no_resolve: Annotated[bool, typer.Option("--no-resolve", help="Use the identity graph as it is.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Resolve and rebuild everything (default: only what changed).")] = False,
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Resolve identities, then rebuild merged and computed traits for every profile."""
+    """Resolve identities, then bring merged traits, computed traits and consent up to
+    date: incremental (only profiles with new events or changed identifiers), or every
+    profile with --full."""
     with workspace(store) as ws, console.status("building profiles..."):
-        report = ws.profiles.build(resolve=not no_resolve)
+        report = ws.profiles.build(resolve=not no_resolve, full=full)
     if as_json:
         print_json(report.as_json())
     else:
-        console.print(f"{report.profiles:,} profiles, {report.traits:,} traits, in {report.seconds} s", highlight=False)
+        console.print(
+            f"{report.mode} build: {report.rebuilt:,} profiles computed, {report.profiles:,} in all, "
+            f"{report.traits:,} traits, in {report.seconds} s",
+            highlight=False,
+        )
 
 
 @app.command("show")

@@ -10,7 +10,11 @@ Python holds identifiers and distinct pairs, never the log.
 
 The identifiers of a message are the same as :meth:`IdentifierRules.in_message` finds:
 ``userId``, ``anonymousId``, the email and phone of the traits (an identify's own
-traits first, else ``context.traits``), and ``context.externalIds``.
+traits first, else ``context.traits``), and ``context.externalIds``; they are read from
+the event facts (facts.py), where each message was parsed once.
+
+Normalised values are remembered in ``identity_mapping``, so a resolve of new events
+only normalises values never seen before.
 """
 
 from __future__ import annotations
@@ -34,40 +38,37 @@ from patron.identity.identifiers import (
     IdentifierRules,
     RefusedIdentifier,
 )
-from patron.store.base import Store
+from patron.store.base import Append, Change, Replace, Store
+
+#: The stored graph's identifiers (service.py), read to tell a user id from an anonymous id.
+IDENTIFIERS_TABLE = "identity_identifiers"
 
 _BASE = ("seq", "source_id", "message_id", "type", "timestamp")
 
-#: Working tables of a resolve, replaced by the next one: raw identifiers per message,
-#: their normalised values, and the normalised identifiers per message.
-RAW = "identity_work_raw"
-MAPPING = "identity_work_normalised"
+#: Raw values already normalised, kept between resolves so an incremental resolve only
+#: sends values it has never seen to Python: kind, raw, id_type, id_value, rank, and the
+#: reason when the value was refused as an identifier (id_type null).
+MAPPING = "identity_mapping"
+#: Working table of a resolve: the normalised identifiers of each message it read.
 FOUND = "identity_work_found"
 
+_MAPPING_SCHEMA = pa.schema(
+    [("kind", pa.string()), ("raw", pa.string()), ("id_type", pa.string()), ("id_value", pa.string()),
+     ("rank", pa.int64()), ("reason", pa.string())]
+)  # fmt: skip
 
-def raw_identifiers(events: ir.Table) -> ir.Table:
+
+def raw_identifiers(facts: ir.Table) -> ir.Table:
     """One row per raw identifier per message: ``seq ... kind, raw``."""
-    columns = [events[c] for c in _BASE]
-    # Parsing JSON is the costly part: only messages whose text mentions traits or
-    # external ids are parsed at all (a plain substring test first).
-    with_traits = events.filter(events.raw.contains('"traits"'))
-    traits_doc = with_traits.raw.cast(dt.JSON)
-
-    def trait_of(table: ir.Table, name: str) -> ir.StringValue:
-        return ibis.ifelse(
-            table.type == "identify",
-            ibis.coalesce(traits_doc["traits"][name].str, traits_doc["context"]["traits"][name].str),
-            traits_doc["context"]["traits"][name].str,
-        )
-
+    columns = [facts[c] for c in _BASE]
     parts = [
-        events.select(*columns, kind=ibis.literal(USER_ID), raw=events.user_id),
-        events.select(*columns, kind=ibis.literal(ANONYMOUS_ID), raw=events.anonymous_id),
-        with_traits.select(*[with_traits[c] for c in _BASE], kind=ibis.literal(EMAIL), raw=trait_of(with_traits, "email")),
-        with_traits.select(*[with_traits[c] for c in _BASE], kind=ibis.literal(PHONE), raw=trait_of(with_traits, "phone")),
+        facts.select(*columns, kind=ibis.literal(USER_ID), raw=facts.user_id),
+        facts.select(*columns, kind=ibis.literal(ANONYMOUS_ID), raw=facts.anonymous_id),
+        facts.select(*columns, kind=ibis.literal(EMAIL), raw=facts.email),
+        facts.select(*columns, kind=ibis.literal(PHONE), raw=facts.phone),
     ]
-    with_ids = events.filter(events.raw.contains('"externalIds"'))
-    listed = with_ids.select(*[with_ids[c] for c in _BASE], ids=with_ids.raw.cast(dt.JSON)["context"]["externalIds"].array)
+    with_ids = facts.filter(facts.external_ids.notnull())
+    listed = with_ids.select(*[with_ids[c] for c in _BASE], ids=with_ids.external_ids.cast(dt.JSON).array)
     listed = listed.filter(listed.ids.notnull())
     item = listed.mutate(entry=listed.ids.unnest())
     entry = item.entry.cast(dt.JSON)
@@ -82,31 +83,47 @@ def raw_identifiers(events: ir.Table) -> ir.Table:
     return rows.filter(rows.raw.notnull() & rows.kind.notnull() & (rows.raw != ""))
 
 
-def read_graph(store: Store, rules: IdentifierRules) -> GraphInput:
-    """Identifiers, their sightings, and the distinct links of the whole event log."""
-    events = store.events()
-    # Materialised once: every later step reads these rows instead of parsing JSON again.
-    store.materialize({RAW: raw_identifiers(events)})
-    raw = store.table(RAW)
-    distinct = store.to_pyarrow(raw.group_by(["kind", "raw"]).aggregate(messages=raw.count())).to_pylist()
-    graph = GraphInput()
-    mapping_rows = []
-    for row in distinct:
+def _normalise_new(store: Store, rules: IdentifierRules, raw: ir.Table, *, prune: bool) -> None:
+    """Normalise the raw values the mapping has not seen, and add them to it. With
+    ``prune`` (a full resolve), values no message carries any more (erased people) go."""
+    values = raw.select("kind", "raw").distinct()
+    if store.has_table(MAPPING):
+        mapping = store.table(MAPPING)
+        unseen = values.anti_join(mapping, [values.kind == mapping.kind, values.raw == mapping.raw])
+    else:
+        unseen = values
+    rows = []
+    for row in store.to_pyarrow(unseen).to_pylist():
         outcome = rules.normalise(row["kind"], row["raw"])
         if isinstance(outcome, RefusedIdentifier):
-            graph.refused[(outcome.type, outcome.raw, outcome.reason)] += row["messages"]
+            rows.append({"kind": row["kind"], "raw": row["raw"], "id_type": outcome.type, "id_value": None,
+                         "rank": None, "reason": outcome.reason})  # fmt: skip
         else:
-            mapping_rows.append(
-                {"kind": row["kind"], "raw": row["raw"], "id_type": outcome.type, "id_value": outcome.value,
-                 "rank": _PRIORITY_HINT.get(outcome.type, 9)}
-            )
-    schema = pa.schema(
-        [("kind", pa.string()), ("raw", pa.string()), ("id_type", pa.string()), ("id_value", pa.string()), ("rank", pa.int64())]
-    )
-    store.replace_tables({MAPPING: pa.Table.from_pylist(mapping_rows, schema=schema)})
+            rows.append({"kind": row["kind"], "raw": row["raw"], "id_type": outcome.type, "id_value": outcome.value,
+                         "rank": _PRIORITY_HINT.get(outcome.type, 9), "reason": None})  # fmt: skip
+    changes: list[Change] = [Append(MAPPING, pa.Table.from_pylist(rows, schema=_MAPPING_SCHEMA))]
+    if prune and store.has_table(MAPPING):
+        mapping = store.table(MAPPING)
+        changes.append(Replace(MAPPING, mapping.semi_join(values, [mapping.kind == values.kind, mapping.raw == values.raw])))
+    store.write(changes)
+
+
+def read_graph(store: Store, rules: IdentifierRules, facts: ir.Table, *, since: int | None = None) -> GraphInput:
+    """Identifiers, their sightings, and the distinct links of the events in ``facts``
+    (only those with ``seq`` above ``since`` when given: an incremental resolve)."""
+    if since is not None:
+        facts = facts.filter(facts.seq > since)
+    raw = raw_identifiers(facts)
+    _normalise_new(store, rules, raw, prune=since is None)
     mapping = store.table(MAPPING)
-    joined = raw.join(mapping, [raw.kind == mapping.kind, raw.raw == mapping.raw])
-    store.materialize({FOUND: joined.select(*[joined[c] for c in _BASE], "id_type", "id_value", "rank").distinct()})
+    graph = GraphInput()
+    refused = raw.join(mapping.filter(mapping.reason.notnull()), [raw.kind == mapping.kind, raw.raw == mapping.raw])
+    counts = refused.group_by([refused.id_type, refused.raw, refused.reason]).aggregate(messages=refused.count())
+    for row in store.to_pyarrow(counts).to_pylist():
+        graph.refused[(row["id_type"], row["raw"], row["reason"])] += row["messages"]
+    accepted = mapping.filter(mapping.reason.isnull())
+    joined = raw.join(accepted, [raw.kind == accepted.kind, raw.raw == accepted.raw])
+    store.write([Replace(FOUND, joined.select(*[joined[c] for c in _BASE], "id_type", "id_value", "rank").distinct())])
     found = store.table(FOUND)
 
     sightings = found.group_by(["id_type", "id_value"]).aggregate(
@@ -140,19 +157,40 @@ def read_graph(store: Store, rules: IdentifierRules) -> GraphInput:
                 row["type"], row["source_id"], row["message_id"], row["seq"], row["timestamp"],
             )
         )
-    _aliases(store, events, rules, graph)
+    _aliases(store, facts, rules, graph)
+    graph.edges = first_per_pair(graph.edges)
     return graph
 
 
-def _aliases(store: Store, events: ir.Table, rules: IdentifierRules, graph: GraphInput) -> None:
-    """``previousId`` to ``userId``: the previous id is an earlier user id when one was seen."""
-    aliases = events.filter((events.type == "alias") & events.previous_id.notnull()).select(
+def first_per_pair(edges: list[Edge]) -> list[Edge]:
+    """One edge per pair of identifiers: the first message that linked them (an alias
+    call and another message may both link the same two)."""
+    first: dict[tuple[Identifier, Identifier], Edge] = {}
+    for edge in edges:
+        known = first.get((edge.a, edge.b))
+        if known is None or (edge.timestamp, edge.seq) < (known.timestamp, known.seq):
+            first[(edge.a, edge.b)] = edge
+    return list(first.values())
+
+
+def _aliases(store: Store, facts: ir.Table, rules: IdentifierRules, graph: GraphInput) -> None:
+    """``previousId`` to ``userId``: the previous id is an earlier user id when one was seen
+    (in these events, or, for an incremental resolve, stored in the graph already)."""
+    aliases = facts.filter((facts.type == "alias") & facts.previous_id.notnull()).select(
         *_BASE, "previous_id", "user_id"
     )
+    rows = store.to_pyarrow(aliases.order_by(["timestamp", "seq"])).to_pylist()
+    if not rows:
+        return
     known_users = {i.value for i in graph.seen if i.type == USER_ID}
+    if store.has_table(IDENTIFIERS_TABLE):
+        stored = store.table(IDENTIFIERS_TABLE)
+        previous = [r["previous_id"] for r in rows]
+        hits = stored.filter((stored.identifier_type == USER_ID) & stored.identifier_value.isin(previous))
+        known_users |= set(store.to_pyarrow(hits.select("identifier_value")).column(0).to_pylist())
     pending: dict[tuple[Identifier, Identifier], dict[str, Any]] = {}
     refused: dict[tuple[str, str, str], int] = defaultdict(int)
-    for row in store.to_pyarrow(aliases.order_by(["timestamp", "seq"])).to_pylist():
+    for row in rows:
         target = rules.normalise(USER_ID, row["user_id"])
         kind = USER_ID if row["previous_id"] in known_users else ANONYMOUS_ID
         source = rules.normalise(kind, row["previous_id"])
@@ -161,8 +199,14 @@ def _aliases(store: Store, events: ir.Table, rules: IdentifierRules, graph: Grap
             continue
         if not isinstance(target, Identifier) or source == target:
             continue
-        if source not in graph.seen:
+        # The alias message carries the previous id: a sighting like any other.
+        known = graph.seen.get(source)
+        if known is None:
             graph.seen[source] = Sighting(row["timestamp"], row["timestamp"], 1)
+        else:
+            known.first_seen = min(known.first_seen, row["timestamp"])
+            known.last_seen = max(known.last_seen, row["timestamp"])
+            known.messages += 1
         a, b = sorted((source, target))
         pending.setdefault((a, b), row)
     for (a, b), row in pending.items():

@@ -198,6 +198,29 @@ def resolve(
     return Resolution(profile_of, status)
 
 
+def clusters(seen: Iterator[Identifier] | set[Identifier] | dict[Identifier, Any], edges: list[Edge]) -> dict[Identifier, str]:
+    """Each identifier's *cluster*: its connected component when every edge counts (refused
+    and removed ones too). Whether an edge is taken depends only on the edges before it in
+    the same cluster, so a cluster can be resolved again on its own (an incremental
+    resolve) with the result a full resolve would give."""
+    components = _Components()
+    for identifier in seen:
+        components.add(identifier)
+    for edge in edges:
+        components.add(edge.a)
+        components.add(edge.b)
+        ra, rb = components.find(edge.a), components.find(edge.b)
+        if ra != rb:
+            components.union(ra, rb)
+    smallest: dict[Identifier, Identifier] = {}
+    for identifier in components.parent:
+        root = components.find(identifier)
+        if root not in smallest or identifier < smallest[root]:
+            smallest[root] = identifier
+    names = {root: "c_" + hashlib.sha256(str(first).encode()).hexdigest()[:16] for root, first in smallest.items()}
+    return {identifier: names[components.find(identifier)] for identifier in components.parent}
+
+
 def _broken_limit(a: dict[str, int], b: dict[str, int], limits: dict[str, int]) -> str | None:
     for kind, limit in limits.items():
         together = a.get(kind, 0) + b.get(kind, 0)
@@ -211,12 +234,13 @@ def profile_id_for(anchor: Identifier) -> str:
     return "prof_" + hashlib.sha256(str(anchor).encode()).hexdigest()[:16]
 
 
-def identifier_rows(graph: GraphInput, resolution: Resolution) -> Iterator[dict[str, Any]]:
+def identifier_rows(graph: GraphInput, resolution: Resolution, cluster_of: dict[Identifier, str]) -> Iterator[dict[str, Any]]:
     for identifier, sighting in graph.seen.items():
         yield {
             "identifier_type": identifier.type,
             "identifier_value": identifier.value,
             "profile_id": resolution.profile_of[identifier],
+            "cluster": cluster_of[identifier],
             "first_seen": sighting.first_seen,
             "last_seen": sighting.last_seen,
             "messages": sighting.messages,
@@ -228,6 +252,7 @@ IDENTIFIERS_SCHEMA = pa.schema(
         ("identifier_type", pa.string()),
         ("identifier_value", pa.string()),
         ("profile_id", pa.string()),
+        ("cluster", pa.string()),
         ("first_seen", pa.timestamp("us")),
         ("last_seen", pa.timestamp("us")),
         ("messages", pa.int64()),
@@ -249,13 +274,15 @@ EDGES_SCHEMA = pa.schema(
         ("status", pa.string()),
         ("reason", pa.string()),
         ("weight", pa.float64()),
+        ("cluster", pa.string()),
     ]
 )
 
 
-def edge_rows(resolution: Resolution) -> Iterator[dict[str, Any]]:
+def edge_rows(resolution: Resolution, cluster_of: dict[Identifier, str]) -> Iterator[dict[str, Any]]:
     for edge, state, reason in resolution.edge_status:
         yield {
+            "cluster": cluster_of[edge.a],
             "edge_id": edge.edge_id,
             "a_type": edge.a.type,
             "a_value": edge.a.value,

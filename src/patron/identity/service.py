@@ -1,12 +1,13 @@
 """Building the identity graph from the event log, storing it, and reading it back.
 
-The graph is rebuilt whole from the event log (``resolve``) and stored in derived
-tables, replaced in one transaction:
+The graph is built from the event log (``resolve``: incremental, or whole with
+``full``) and stored in derived tables, changed in one transaction:
 
 ``identity_identifiers``  every identifier with its profile, first and last sighting
 ``identity_edges``        every link with its message, source, time and outcome
 ``identity_refused``      raw values refused as identifiers, with why and how often
 ``identity_redirects``    profile ids that disappeared in a merge, and where they went
+``profile_dirty``         profiles changed since the last profile build
 
 and one table of records people made, only ever appended to:
 
@@ -26,14 +27,19 @@ import ibis
 import pyarrow as pa
 
 from patron.collect.timestamps import utc_now
+from patron.facts import FACTS, EventFacts
 from patron.identity.exceptions import IdentityError, NotResolved, UnknownProfile
-from patron.identity.extraction import read_graph
+from patron.identity.extraction import MAPPING, first_per_pair, read_graph
 from patron.identity.graph import (
     EDGES_SCHEMA,
     IDENTIFIERS_SCHEMA,
     LINKED,
     REFUSED,
+    Edge,
+    GraphInput,
     MergeRules,
+    Sighting,
+    clusters,
     edge_rows,
     identifier_rows,
     resolve,
@@ -41,13 +47,21 @@ from patron.identity.graph import (
 from patron.identity.identifiers import Identifier, IdentifierRules
 from patron.identity.probable import PROBABLE, linking_edges, merge_run
 from patron.identity.probable import SCHEMA as PROBABLE_SCHEMA
-from patron.store.base import Store
+from patron.store.base import Append, Change, Drop, Replace, ReplaceRows, Store
 
 IDENTIFIERS = "identity_identifiers"
 EDGES = "identity_edges"
 REFUSED_VALUES = "identity_refused"
 REDIRECTS = "identity_redirects"
 REMOVALS = "identity_removals"
+#: Profile ids whose identifiers or events changed since the last profile build.
+DIRTY = "profile_dirty"
+#: Meta keys: the last event resolved, the rules it was resolved under, and an id that
+#: changes with every full resolve (a profile build after one rebuilds everything).
+_SEQ = "identity_seq"
+_RULES = "identity_rules"
+GENERATION = "identity_generation"
+_DIRTY_SCHEMA = pa.schema([("profile_id", pa.string())])
 
 _REFUSED_SCHEMA = pa.schema(
     [("identifier_type", pa.string()), ("raw", pa.string()), ("reason", pa.string()), ("messages", pa.int64())]
@@ -69,9 +83,26 @@ _REMOVALS_SCHEMA = pa.schema(
 )
 
 
+def _refused_table(*counts: dict[tuple[str, str, str], int]) -> pa.Table:
+    total: dict[tuple[str, str, str], int] = defaultdict(int)
+    for part in counts:
+        for key, n in part.items():
+            total[key] += n
+    return pa.Table.from_pylist(
+        [
+            {"identifier_type": kind, "raw": raw, "reason": reason, "messages": n}
+            for (kind, raw, reason), n in sorted(total.items())
+        ],
+        schema=_REFUSED_SCHEMA,
+    )
+
+
 @dataclass(frozen=True)
 class ResolveReport:
+    mode: str
+    """``full`` (the whole log) or ``incremental`` (events since the last resolve)."""
     events: int
+    """Events read."""
     identifiers: int
     profiles: int
     edges_linked: int
@@ -132,57 +163,165 @@ class Explanation:
 class IdentityGraph:
     """Identity resolution over a store (``workspace.identity``)."""
 
-    def __init__(self, store: Store, identifier_rules: IdentifierRules, merge_rules: MergeRules) -> None:
+    def __init__(self, store: Store, identifier_rules: IdentifierRules, merge_rules: MergeRules, facts: EventFacts) -> None:
         self.store = store
+        self.facts = facts
         self.identifier_rules = identifier_rules
         self.merge_rules = merge_rules
 
-    def resolve(self) -> ResolveReport:
-        """Rebuild the graph from the whole event log and store it atomically."""
+    def resolve(self, *, full: bool = False) -> ResolveReport:
+        """Bring the graph up to date with the event log and store it atomically.
+
+        Incremental by default: only events stored since the last resolve are read, and
+        only the clusters they touch (see :func:`~patron.identity.graph.clusters`) are
+        resolved again, which gives what a full rebuild would. A full rebuild runs when
+        asked (``full``), on first use, and when the identifier or merge rules changed;
+        splits, probable links and erasures make one themselves.
+        """
         started = time.perf_counter()
-        events = int(self.store.execute(self.store.events().count()))
-        graph = read_graph(self.store, self.identifier_rules)
+        self.facts.refresh()
+        top = self.facts.watermark()
+        since = self.store.get_meta(_SEQ)
+        rules_key = self._rules_key()
+        if full or since is None or self.store.get_meta(_RULES) != rules_key or not self.store.has_table(IDENTIFIERS):
+            return self._full(top, rules_key, started)
+        return self._incremental(int(since), top, started)
+
+    def _rules_key(self) -> str:
+        return hashlib.sha256(f"{self.identifier_rules!r}|{self.merge_rules!r}".encode()).hexdigest()[:16]
+
+    def _full(self, top: int | None, rules_key: str, started: float) -> ResolveReport:
+        facts = self.store.table(FACTS)
+        if self.store.get_meta(_RULES) != rules_key:
+            self.store.write([Drop(MAPPING)])  # values normalised under other rules
+        graph = read_graph(self.store, self.identifier_rules, facts)
         graph.edges.extend(linking_edges(self.probable_links(), set(graph.seen)))
         resolution = resolve(graph, self.merge_rules, self._removed())
-        identifiers = pa.Table.from_pylist(list(identifier_rows(graph, resolution)), schema=IDENTIFIERS_SCHEMA)
-        edges = pa.Table.from_pylist(list(edge_rows(resolution)), schema=EDGES_SCHEMA)
-        refused = pa.Table.from_pylist(
+        cluster_of = clusters(graph.seen, graph.edges)
+        identifiers = pa.Table.from_pylist(list(identifier_rows(graph, resolution, cluster_of)), schema=IDENTIFIERS_SCHEMA)
+        edges = pa.Table.from_pylist(list(edge_rows(resolution, cluster_of)), schema=EDGES_SCHEMA)
+        refused = _refused_table(graph.refused)
+        previous = self._previous_profiles()
+        redirects = self._redirects(previous, resolution.profile_of)
+        generation = hashlib.sha256(f"{utc_now().isoformat()}|{top}".encode()).hexdigest()[:12]
+        self.store.write(
             [
-                {"identifier_type": kind, "raw": raw, "reason": reason, "messages": n}
-                for (kind, raw, reason), n in sorted(graph.refused.items())
+                Replace(IDENTIFIERS, identifiers),
+                Replace(EDGES, edges),
+                Replace(REFUSED_VALUES, refused),
+                Replace(REDIRECTS, redirects),
+                Replace(DIRTY, _DIRTY_SCHEMA.empty_table()),
             ],
-            schema=_REFUSED_SCHEMA,
+            meta={_SEQ: str(top if top is not None else -1), _RULES: rules_key, GENERATION: generation},
         )
-        redirects = self._redirects(resolution.profile_of)
-        self.store.replace_tables(
-            {IDENTIFIERS: identifiers, EDGES: edges, REFUSED_VALUES: refused, REDIRECTS: redirects}
+        return self._report("full", int(self.store.execute(facts.count())), started)
+
+    def _incremental(self, since: int, top: int | None, started: float) -> ResolveReport:
+        facts = self.store.table(FACTS)
+        if top is None or top <= since:
+            return self._report("incremental", 0, started)
+        events = int(self.store.execute(facts.filter(facts.seq > since).count()))
+        delta = read_graph(self.store, self.identifier_rules, facts, since=since)
+        touched = set(delta.seen) | {e.a for e in delta.edges} | {e.b for e in delta.edges}
+        changes: list[Change] = []
+        if delta.refused:
+            changes.append(Replace(REFUSED_VALUES, _refused_table(self._stored_refused(), delta.refused)))
+        if touched:
+            changes += self._resolve_clusters(delta, touched)
+        self.store.write(changes, meta={_SEQ: str(top)})
+        return self._report("incremental", events, started)
+
+    def _resolve_clusters(self, delta: GraphInput, touched: set[Identifier]) -> list[Change]:
+        """Resolve again every cluster the new events touch, with their stored identifiers
+        and edges and the new ones; the changes that replace those clusters."""
+        table = self.store.table(IDENTIFIERS)
+        keys = ibis.memtable(
+            pa.table({"t": [i.type for i in touched], "v": [i.value for i in touched]})
         )
-        states = [state for _, state, _ in resolution.edge_status]
+        hit = table.semi_join(keys, [table.identifier_type == keys.t, table.identifier_value == keys.v])
+        old_clusters = self.store.to_pyarrow(hit.select("cluster").distinct())
+        wanted = ibis.memtable(old_clusters.rename_columns(["c"]))
+        members = self.store.to_pyarrow(table.semi_join(wanted, table.cluster == wanted.c)).to_pylist()
+        edges_table = self.store.table(EDGES)
+        stored_edges = self.store.to_pyarrow(edges_table.semi_join(wanted, edges_table.cluster == wanted.c)).to_pylist()
+
+        graph = GraphInput()
+        previous: dict[Identifier, str] = {}
+        for row in members:
+            identifier = Identifier(row["identifier_type"], row["identifier_value"])
+            previous[identifier] = row["profile_id"]
+            graph.seen[identifier] = Sighting(row["first_seen"], row["last_seen"], row["messages"])
+        for identifier, sighting in delta.seen.items():
+            known = graph.seen.get(identifier)
+            if known is None:
+                graph.seen[identifier] = sighting
+            else:
+                known.first_seen = min(known.first_seen, sighting.first_seen)
+                known.last_seen = max(known.last_seen, sighting.last_seen)
+                known.messages += sighting.messages
+        from_messages: list[Edge] = []
+        for row in stored_edges:
+            edge = Edge(
+                Identifier(row["a_type"], row["a_value"]), Identifier(row["b_type"], row["b_value"]),
+                row["kind"], row["source_id"], row["message_id"], row["seq"], row["timestamp"], row["weight"],
+            )  # fmt: skip
+            (graph.edges if edge.kind == "probabilistic" else from_messages).append(edge)
+        # A pair keeps the first message that linked it (a late event may be older).
+        graph.edges.extend(first_per_pair(from_messages + delta.edges))
+        resolution = resolve(graph, self.merge_rules, self._removed())
+        cluster_of = clusters(graph.seen, graph.edges)
+        identifiers = pa.Table.from_pylist(list(identifier_rows(graph, resolution, cluster_of)), schema=IDENTIFIERS_SCHEMA)
+        edges = pa.Table.from_pylist(list(edge_rows(resolution, cluster_of)), schema=EDGES_SCHEMA)
+        redirects = self._redirects(previous, resolution.profile_of)
+        dirty = sorted(set(previous.values()) | set(resolution.profile_of.values()))
+        return [
+            ReplaceRows(IDENTIFIERS, ("cluster",), identifiers, delete=old_clusters.rename_columns(["cluster"])),
+            ReplaceRows(EDGES, ("cluster",), edges, delete=old_clusters.rename_columns(["cluster"])),
+            Replace(REDIRECTS, redirects),
+            Append(DIRTY, pa.table({"profile_id": pa.array(dirty, pa.string())})),
+        ]
+
+    def _report(self, mode: str, events: int, started: float) -> ResolveReport:
+        table = self.store.table(IDENTIFIERS)
+        edges = self.store.table(EDGES)
+        by_status = self.store.to_pyarrow(edges.group_by("status").aggregate(n=edges.count())).to_pylist()
+        counts = {r["status"]: r["n"] for r in by_status}
         return ResolveReport(
+            mode=mode,
             events=events,
-            identifiers=identifiers.num_rows,
-            profiles=len(set(resolution.profile_of.values())),
-            edges_linked=states.count(LINKED),
-            edges_refused=states.count(REFUSED),
-            values_refused=refused.num_rows,
-            redirected=redirects.num_rows,
+            identifiers=int(self.store.execute(table.count())),
+            profiles=int(self.store.execute(table.profile_id.nunique())),
+            edges_linked=int(counts.get(LINKED, 0)),
+            edges_refused=int(counts.get(REFUSED, 0)),
+            values_refused=int(self.store.execute(self.store.table(REFUSED_VALUES).count())),
+            redirected=int(self.store.execute(self.store.table(REDIRECTS).count())),
             seconds=round(time.perf_counter() - started, 3),
         )
 
-    def _redirects(self, profile_of: dict[Any, str]) -> pa.Table:
-        """Earlier redirects, plus one for each profile id that this build retired."""
+    def _stored_refused(self) -> dict[tuple[str, str, str], int]:
+        if not self.store.has_table(REFUSED_VALUES):
+            return {}
+        rows = self.store.to_pyarrow(self.store.table(REFUSED_VALUES)).to_pylist()
+        return {(r["identifier_type"], r["raw"], r["reason"]): r["messages"] for r in rows}
+
+    def _previous_profiles(self) -> dict[Identifier, str]:
         if not self.store.has_table(IDENTIFIERS):
-            return _REDIRECTS_SCHEMA.empty_table()
+            return {}
+        rows = self.store.to_pyarrow(
+            self.store.table(IDENTIFIERS).select("identifier_type", "identifier_value", "profile_id")
+        ).to_pylist()
+        return {Identifier(r["identifier_type"], r["identifier_value"]): r["profile_id"] for r in rows}
+
+    def _redirects(self, previous: dict[Identifier, str], profile_of: dict[Identifier, str]) -> pa.Table:
+        """Earlier redirects, plus one for each profile id of ``previous`` (identifier ->
+        profile before this resolve) that the resolve retired."""
         now = utc_now()
-        previous = self.store.to_pyarrow(self.store.table(IDENTIFIERS)).to_pylist()
         current_ids = set(profile_of.values())
-        now_of = {(i.type, i.value): p for i, p in profile_of.items()}
         moved: dict[str, str] = {}
-        for row in previous:
-            old = row["profile_id"]
+        for identifier, old in previous.items():
             if old in current_ids or old in moved:
                 continue
-            profile = now_of.get((row["identifier_type"], row["identifier_value"]))
+            profile = profile_of.get(identifier)
             if profile is not None:
                 moved[old] = profile
         earlier = (
@@ -249,7 +388,7 @@ class IdentityGraph:
             for a, b in pairs
         ]
         self.store.append_table(REMOVALS, pa.Table.from_pylist(rows, schema=_REMOVALS_SCHEMA))
-        self.resolve()
+        self.resolve(full=True)
         table = self._identifiers()
         keys = [f"{m.type}\x1f{m.value}" for m in members]
         after = self.store.to_pyarrow(
@@ -274,7 +413,8 @@ class IdentityGraph:
     def preview(self, rules: MergeRules) -> PreviewReport:
         """Resolve under other merge rules without writing: how many profiles would merge or split."""
         current = {(r["identifier_type"], r["identifier_value"]): r["profile_id"] for r in self.clusters()}
-        graph = read_graph(self.store, self.identifier_rules)
+        self.facts.refresh()
+        graph = read_graph(self.store, self.identifier_rules, self.store.table(FACTS))
         graph.edges.extend(linking_edges(self.probable_links(), set(graph.seen)))
         resolution = resolve(graph, rules, self._removed())
         after = {(i.type, i.value): p for i, p in resolution.profile_of.items()}
@@ -322,7 +462,7 @@ class IdentityGraph:
         run_id = "match_" + hashlib.sha256(now.isoformat().encode()).hexdigest()[:12]
         previous = self.probable_links()
         merged = merge_run(previous, pairs, self.anchors(), run_id, now)
-        self.store.replace_tables({PROBABLE: merged})
+        self.store.write([Replace(PROBABLE, merged)], meta={_RULES: "probable links changed"})
         return run_id, merged.num_rows - len(previous)
 
     def decide(self, pair_ids: list[str], *, accept: bool) -> int:
@@ -339,7 +479,8 @@ class IdentityGraph:
                 row["status"] = "accepted" if accept else "rejected"
                 row["decided_at"] = now
                 decided += 1
-        self.store.replace_tables({PROBABLE: pa.Table.from_pylist(rows, schema=PROBABLE_SCHEMA)})
+        # The next resolve is a full one: links come and go between any clusters.
+        self.store.write([Replace(PROBABLE, pa.Table.from_pylist(rows, schema=PROBABLE_SCHEMA))], meta={_RULES: "decided"})
         return decided
 
     # -- reading -----------------------------------------------------------------

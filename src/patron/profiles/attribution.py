@@ -17,7 +17,8 @@ from patron.identity.identifiers import ANONYMOUS_ID, EXTERNAL_PREFIX, USER_ID
 
 
 def profile_events(events: ir.Table, identifiers: ir.Table) -> ir.Table:
-    """The event log with a ``profile_id`` column (events with no known identifier dropped)."""
+    """Event facts (facts.py) with a ``profile_id`` column (events with no known
+    identifier dropped)."""
     by_user = identifiers.filter(identifiers.identifier_type == USER_ID).select(
         user_key=identifiers.identifier_value, user_profile=identifiers.profile_id
     )
@@ -27,11 +28,7 @@ def profile_events(events: ir.Table, identifiers: ir.Table) -> ir.Table:
     by_external = identifiers.filter(identifiers.identifier_type.startswith(EXTERNAL_PREFIX)).select(
         ext_type=identifiers.identifier_type, ext_key=identifiers.identifier_value, ext_profile=identifiers.profile_id
     )
-    first_external = events.raw.cast(dt.JSON)["context"]["externalIds"][0]
-    keyed = events.mutate(
-        _ext_type=ibis.literal(EXTERNAL_PREFIX) + first_external["type"].str,
-        _ext_id=first_external["id"].str,
-    )
+    keyed = events.mutate(_ext_type=ibis.literal(EXTERNAL_PREFIX) + events.external_type, _ext_id=events.external_id)
     joined = (
         keyed.left_join(by_user, keyed.user_id == by_user.user_key)
         .left_join(by_anon, keyed.anonymous_id == by_anon.anon_key)
@@ -43,3 +40,18 @@ def profile_events(events: ir.Table, identifiers: ir.Table) -> ir.Table:
     return attributed.filter(attributed.profile_id.notnull()).drop(
         "user_key", "user_profile", "anon_key", "anon_profile", "ext_type", "ext_key", "ext_profile", "_ext_type", "_ext_id"
     )
+
+
+def object_entries(attributed: ir.Table, columns: tuple[str, ...], key: str) -> ir.Table:
+    """One row per entry of the JSON objects (text) in ``columns`` of attributed facts:
+    ``profile_id, source_id, message_id, seq, timestamp``, the entry's ``key`` and its
+    value as JSON (``entry``). How traits and consent preferences become rows."""
+    keep = ("profile_id", "source_id", "message_id", "seq", "timestamp")
+    parts = []
+    for column in columns:
+        present = attributed.filter(attributed[column].notnull())
+        parts.append(present.select(*keep, doc=present[column].cast(dt.JSON).map))
+    rows = ibis.union(*parts, distinct=False)
+    rows = rows.filter(rows.doc.notnull())
+    keyed = rows.mutate(**{key: rows.doc.keys().unnest()})
+    return keyed.mutate(entry=keyed.doc[keyed[key]]).drop("doc")

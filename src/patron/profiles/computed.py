@@ -5,8 +5,10 @@ Adding one is a declaration, not new plumbing::
     ComputedTrait("orders_90d", "Orders in the last 90 days",
                   lambda e: e.is_order.sum(where=e.timestamp >= now - 90 days))
 
-Every trait sees the attributed events with helper columns (``is_order``, ``revenue``);
-all traits of a build run as one ``GROUP BY profile_id`` inside the engine.
+Every trait sees the profile's event facts (facts.py: ``revenue``, ``channel``,
+``device_type``, ... from :data:`COMPUTED_FACTS`, plus ``is_order``); a trait that needs
+another field from inside messages declares it as a :class:`~patron.facts.Fact`. All
+traits of a build run as one ``GROUP BY profile_id`` inside the engine.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
+from patron.facts import Fact, JsonPath
+
 ORDER_EVENT = "Order Completed"
 
 
@@ -26,25 +30,23 @@ class ComputedTrait:
     name: str
     description: str
     aggregate: Callable[[ir.Table], ir.Scalar]
+    facts: tuple[Fact, ...] = ()
+    """Fields it reads from inside messages, beyond :data:`COMPUTED_FACTS`."""
 
 
-def _prepared(attributed: ir.Table) -> ir.Table:
-    doc = attributed.raw.cast(dt.JSON)
-    context = doc["context"]
-    is_order = attributed.event == ORDER_EVENT
-    revenue = ibis.coalesce(doc["properties"]["revenue"].float, doc["properties"]["total"].float)
-    is_group = attributed.type == "group"
-    channel = (
-        ibis.cases(
-            (attributed.type == "page", "web"),
-            (attributed.type == "screen", "app"),
-            (attributed.event.startswith("Email "), "email"),
-            (context["channel"].str.isin(["store", "pos"]), "store"),
-            else_=ibis.null(dt.string),
-        )
+def _channel(e: ir.Table, json: JsonPath) -> ir.Value:
+    return ibis.cases(
+        (e.type == "page", "web"),
+        (e.type == "screen", "app"),
+        (e.event.startswith("Email "), "email"),
+        (json("context.channel").isin(["store", "pos"]), "store"),
+        else_=ibis.null(dt.string),
     )
-    agent = context["userAgent"].str
-    browser = ibis.cases(
+
+
+def _browser(e: ir.Table, json: JsonPath) -> ir.Value:
+    agent = json("context.userAgent")
+    return ibis.cases(
         (agent.contains("Edg/"), "Edge"),
         (agent.contains("OPR/") | agent.contains("Opera"), "Opera"),
         (agent.contains("Firefox/"), "Firefox"),
@@ -52,25 +54,52 @@ def _prepared(attributed: ir.Table) -> ir.Table:
         (agent.contains("Safari/"), "Safari"),
         else_=ibis.null(dt.string),
     )
-    properties = doc["properties"]
-    shopping = attributed.event.isin([ORDER_EVENT, "Product Viewed", "Product Added", "Product Clicked"])
-    category = ibis.coalesce(properties["category"].str, properties["products"][0]["category"].str)
-    brand = ibis.coalesce(properties["brand"].str, properties["products"][0]["brand"].str)
-    return attributed.mutate(
-        browser=browser,
-        category=ibis.ifelse(shopping, category, ibis.null(dt.string)),
-        brand=ibis.ifelse(shopping, brand, ibis.null(dt.string)),
-        is_order=is_order,
-        revenue=ibis.ifelse(is_order, revenue, ibis.null(dt.float64)),
-        channel=channel,
-        device_type=context["device"]["type"].str,
-        os_name=context["os"]["name"].str,
-        locale=context["locale"].str,
-        campaign=context["campaign"]["name"].str,
-        company=ibis.ifelse(is_group, doc["traits"]["name"].str, ibis.null(dt.string)),
-        industry=ibis.ifelse(is_group, doc["traits"]["industry"].str, ibis.null(dt.string)),
-        group=ibis.ifelse(is_group, attributed.group_id, ibis.null(dt.string)),
-    )
+
+
+def _shopping(field: str) -> Callable[[ir.Table, JsonPath], ir.Value]:
+    def extract(e: ir.Table, json: JsonPath) -> ir.Value:
+        shopping = e.event.isin([ORDER_EVENT, "Product Viewed", "Product Added", "Product Clicked"])
+        value = ibis.coalesce(json(f"properties.{field}"), json(f"properties.products[0].{field}"))
+        return ibis.ifelse(shopping, value, ibis.null(dt.string))
+
+    return extract
+
+
+def _of_groups(value: Callable[[ir.Table, JsonPath], ir.Value]) -> Callable[[ir.Table, JsonPath], ir.Value]:
+    def extract(e: ir.Table, json: JsonPath) -> ir.Value:
+        return ibis.ifelse(e.type == "group", value(e, json), ibis.null(dt.string))
+
+    return extract
+
+
+def _revenue(e: ir.Table, json: JsonPath) -> ir.Value:
+    amount = ibis.coalesce(json("properties.revenue").try_cast(dt.float64), json("properties.total").try_cast(dt.float64))
+    return ibis.ifelse(e.event == ORDER_EVENT, amount, ibis.null(dt.float64))
+
+
+#: Fields the default computed traits read, extracted once per event (facts.py).
+COMPUTED_FACTS: tuple[Fact, ...] = (
+    Fact("revenue", _revenue, "An order's revenue (or total)"),
+    Fact("category", _shopping("category"), "Category of a product viewed, added or ordered"),
+    Fact("brand", _shopping("brand"), "Brand of a product viewed, added or ordered"),
+    Fact("channel", _channel, "web (pages), app (screens), email, store"),
+    Fact("browser", _browser, "Browser from context.userAgent"),
+    Fact("device_type", lambda e, json: json("context.device.type")),
+    Fact("os_name", lambda e, json: json("context.os.name")),
+    Fact("locale", lambda e, json: json("context.locale")),
+    Fact("campaign", lambda e, json: json("context.campaign.name")),
+    Fact("company", _of_groups(lambda e, json: json("traits.name"))),
+    Fact("industry", _of_groups(lambda e, json: json("traits.industry"))),
+    Fact("group", _of_groups(lambda e, json: e.group_id)),
+)
+
+
+def facts_for(traits: tuple[ComputedTrait, ...]) -> tuple[Fact, ...]:
+    """The facts the given computed traits read: the defaults and each trait's own."""
+    facts = {f.name: f for f in COMPUTED_FACTS}
+    for trait in traits:
+        facts.update({f.name: f for f in trait.facts})
+    return tuple(facts.values())
 
 
 def _distinct(column: str) -> Callable[[ir.Table], ir.Scalar]:
@@ -131,5 +160,5 @@ DEFAULT_COMPUTED_TRAITS: tuple[ComputedTrait, ...] = (
 
 def computed_traits(attributed: ir.Table, traits: tuple[ComputedTrait, ...] = DEFAULT_COMPUTED_TRAITS) -> ir.Table:
     """One row per profile, one column per computed trait."""
-    events = _prepared(attributed)
+    events = attributed.mutate(is_order=attributed.event == ORDER_EVENT)
     return events.group_by("profile_id").aggregate(**{t.name: t.aggregate(events) for t in traits})

@@ -14,29 +14,15 @@ previous one for that profile. The current state is the latest row per category.
 from __future__ import annotations
 
 import ibis
-import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-CONSENT_EVENTS = ("Consent Updated", "Segment Consent Preference Updated")
+from patron.profiles.attribution import object_entries
 
 
 def consent_history(attributed: ir.Table) -> ir.Table:
     """profile_id, category, granted, changed_at, source_id, message_id: one row per change."""
-    doc = attributed.raw.cast(dt.JSON)
-    from_context = attributed.select(
-        "profile_id", "source_id", "message_id", "seq", "timestamp",
-        prefs=doc["context"]["consent"]["categoryPreferences"].map,
-    )
-    events = attributed.filter(attributed.event.isin(CONSENT_EVENTS))
-    event_doc = events.raw.cast(dt.JSON)
-    from_events = events.select(
-        "profile_id", "source_id", "message_id", "seq", "timestamp",
-        prefs=event_doc["properties"]["categoryPreferences"].map,
-    )
-    rows = from_context.union(from_events, distinct=False)
-    rows = rows.filter(rows.prefs.notnull())
-    keyed = rows.mutate(category=rows.prefs.keys().unnest())
-    valued = keyed.mutate(granted=keyed.prefs[keyed.category].bool).drop("prefs")
+    entries = object_entries(attributed, ("consent", "consent_update"), "category")
+    valued = entries.mutate(granted=entries.entry.bool).drop("entry")
     valued = valued.filter(valued.granted.notnull())
     order = ibis.window(group_by=[valued.profile_id, valued.category], order_by=[valued.timestamp, valued.seq])
     with_previous = valued.mutate(previous=valued.granted.lag().over(order))

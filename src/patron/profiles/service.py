@@ -11,17 +11,21 @@ transaction:
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import ibis
+import ibis.expr.types as ir
 import orjson
+import pyarrow as pa
 
 from patron.collect.timestamps import utc_now
-from patron.identity.identifiers import Identifier, IdentifierRules
-from patron.identity.service import IDENTIFIERS, IdentityGraph
+from patron.facts import FACTS
+from patron.identity.identifiers import ANONYMOUS_ID, EXTERNAL_PREFIX, USER_ID, Identifier, IdentifierRules
+from patron.identity.service import DIRTY, GENERATION, IDENTIFIERS, IdentityGraph
 from patron.profiles.attribution import profile_events
 from patron.profiles.computed import DEFAULT_COMPUTED_TRAITS, ComputedTrait, computed_traits
 from patron.profiles.consent import consent_history
@@ -29,7 +33,7 @@ from patron.profiles.erasure import ErasureReceipt, Tombstones, plan_erasure
 from patron.profiles.exceptions import ProfilesNotBuilt
 from patron.profiles.match_records import match_records
 from patron.profiles.traits import merged_traits
-from patron.store.base import Store
+from patron.store.base import DeleteRows, Drop, Replace, ReplaceRows, Store
 
 if TYPE_CHECKING:
     from patron.identity.matching import MatchSettings
@@ -37,11 +41,20 @@ if TYPE_CHECKING:
 TRAITS = "profile_traits"
 COMPUTED = "profile_computed"
 CONSENT = "profile_consent_history"
+_WORK = "profile_work_dirty"
+#: Meta keys: the identity generation and the declarations the profiles were built under.
+_GENERATION = "profiles_identity_generation"
+_FINGERPRINT = "profiles_fingerprint"
 
 
 @dataclass(frozen=True)
 class BuildReport:
+    mode: str
+    """``full`` (every profile) or ``incremental`` (only profiles that changed)."""
     profiles: int
+    """Profiles in the store after the build."""
+    rebuilt: int
+    """Profiles computed by this build."""
     traits: int
     seconds: float
 
@@ -82,22 +95,93 @@ class Profiles:
         self.computed = computed
         self.source_priority = tuple(source_priority)
 
-    def build(self, *, resolve: bool = True) -> BuildReport:
-        """Resolve identities (unless told not to), then rebuild traits and computed traits."""
+    def build(self, *, resolve: bool = True, full: bool = False) -> BuildReport:
+        """Resolve identities (unless told not to), then bring traits, computed traits and
+        consent up to date.
+
+        Incremental by default: only the profiles the resolves since the last build
+        marked as changed (new events, merged or split identifiers) are computed again,
+        from all their events, so the result is what a full build gives. A full build
+        runs when asked, on first use, after a full resolve, and when the computed
+        traits' declarations changed.
+        """
         started = time.perf_counter()
         if resolve:
-            self.identity.resolve()
-        attributed = profile_events(self.store.events(), self.identity._identifiers())
-        self.store.materialize(
-            {
-                TRAITS: merged_traits(attributed, self.source_priority),
-                COMPUTED: computed_traits(attributed, self.computed),
-                CONSENT: consent_history(attributed),
-            }
+            self.identity.resolve(full=full)
+        facts = self.identity.facts.table()
+        identifiers = self.identity._identifiers()
+        fingerprint = self._fingerprint(facts, identifiers)
+        generation = self.store.get_meta(GENERATION) or ""
+        stale = (
+            full
+            or not self.store.has_table(COMPUTED)
+            or self.store.get_meta(_GENERATION) != generation
+            or self.store.get_meta(_FINGERPRINT) != fingerprint
         )
-        profiles = self.store.execute(self.store.table(COMPUTED).count())
-        traits = self.store.execute(self.store.table(TRAITS).count())
-        return BuildReport(int(profiles), int(traits), round(time.perf_counter() - started, 3))
+        meta = {_GENERATION: generation, _FINGERPRINT: fingerprint}
+        if stale:
+            attributed = profile_events(facts, identifiers)
+            self.store.write(
+                [
+                    Replace(TRAITS, merged_traits(attributed, self.source_priority)),
+                    Replace(COMPUTED, computed_traits(attributed, self.computed)),
+                    Replace(CONSENT, consent_history(attributed)),
+                    Replace(DIRTY, pa.table({"profile_id": pa.array([], pa.string())})),
+                ],
+                meta,
+            )
+            mode, rebuilt = "full", None
+        else:
+            dirty = self.store.to_pyarrow(self.store.table(DIRTY).distinct()) if self.store.has_table(DIRTY) else None
+            rebuilt = 0 if dirty is None else dirty.num_rows
+            if rebuilt:
+                self._rebuild(facts, identifiers, dirty, meta)
+            mode = "incremental"
+        profiles = int(self.store.execute(self.store.table(COMPUTED).count()))
+        traits = int(self.store.execute(self.store.table(TRAITS).count()))
+        return BuildReport(
+            mode, profiles, profiles if rebuilt is None else rebuilt, traits, round(time.perf_counter() - started, 3)
+        )
+
+    def _rebuild(self, facts: ir.Table, identifiers: ir.Table, dirty: pa.Table, meta: dict[str, str]) -> None:
+        """Compute the ``dirty`` profiles again from all their events, replacing their rows
+        (profiles that no longer exist, merged into another, lose theirs)."""
+        wanted = ibis.table(dirty.schema, name=_WORK)
+        members = identifiers.semi_join(wanted, identifiers.profile_id == wanted.profile_id)
+        users = members.filter(members.identifier_type == USER_ID).identifier_value
+        anonymous = members.filter(members.identifier_type == ANONYMOUS_ID).identifier_value
+        external = members.filter(members.identifier_type.startswith(EXTERNAL_PREFIX)).identifier_value
+        # Only events that could belong to these profiles are joined to the graph.
+        candidates = facts.filter(
+            facts.user_id.isin(users) | facts.anonymous_id.isin(anonymous) | facts.external_id.isin(external)
+        )
+        attributed = profile_events(candidates, identifiers)
+        attributed = attributed.semi_join(wanted, attributed.profile_id == wanted.profile_id)
+        key = ("profile_id",)
+        self.store.write(
+            [
+                Replace(_WORK, dirty, temporary=True),
+                ReplaceRows(TRAITS, key, merged_traits(attributed, self.source_priority), delete=wanted),
+                ReplaceRows(COMPUTED, key, computed_traits(attributed, self.computed), delete=wanted),
+                ReplaceRows(CONSENT, key, consent_history(attributed), delete=wanted),
+                DeleteRows(DIRTY, key, wanted),
+                Drop(_WORK),
+            ],
+            meta,
+        )
+
+    def _fingerprint(self, facts: ir.Table, identifiers: ir.Table) -> str:
+        """Of the build's expressions: a change of declarations or settings shows here."""
+        attributed = profile_events(facts, identifiers)
+        sql = "|".join(
+            str(ibis.to_sql(expr, dialect="duckdb"))
+            for expr in (
+                merged_traits(attributed, self.source_priority),
+                computed_traits(attributed, self.computed),
+                consent_history(attributed),
+            )
+        )
+        return hashlib.sha256(sql.encode()).hexdigest()[:16]
 
     def erase(self, key: str) -> ErasureReceipt:
         """Remove a person: their events, failed messages, identity records and every
@@ -110,7 +194,8 @@ class Profiles:
         plan = plan_erasure(self.store, self.tombstones, profile, members)
         self.store.apply_erasure(plan.tombstones, plan.event_keys, plan.failed_ids, plan.identifiers, plan.receipt_rows)
         self.tombstones.remember(set(plan.tombstones.column("tombstone").to_pylist()))
-        self.build(resolve=True)  # derived tables, rebuilt without the person
+        self.identity.facts.forget(plan.event_keys)
+        self.build(resolve=True, full=True)  # derived tables, rebuilt without the person
         return plan.receipt
 
     def match(self, on: Sequence[str] = (), settings: MatchSettings | None = None) -> MatchReport:
@@ -148,10 +233,10 @@ class Profiles:
         event as received, and the identity links that joined the profile."""
         view = self.show(key, limit=1, offset=0)
         profile = view["profile_id"]
-        attributed = profile_events(self.store.events(), self.store.table(IDENTIFIERS))
-        events = self.store.to_pyarrow(
-            attributed.filter(attributed.profile_id == profile).order_by(["timestamp", "seq"]).drop("profile_id")
-        ).to_pylist()
+        attributed = profile_events(self.identity.facts.table(), self.store.table(IDENTIFIERS))
+        mine = attributed.filter(attributed.profile_id == profile).select("seq")
+        log = self.store.events()
+        events = self.store.to_pyarrow(log.semi_join(mine, log.seq == mine.seq).order_by(["timestamp", "seq"])).to_pylist()
         for event in events:
             event["raw"] = orjson.loads(event["raw"])
         explanation = self.identity.explain(profile)
@@ -180,7 +265,7 @@ class Profiles:
         trait_rows = self.store.to_pyarrow(traits.filter(traits.profile_id == profile).order_by("trait")).to_pylist()
         computed = self.store.table(COMPUTED)
         computed_rows = self.store.to_pyarrow(computed.filter(computed.profile_id == profile)).to_pylist()
-        attributed = profile_events(self.store.events(), identifiers)
+        attributed = profile_events(self.store.table(FACTS), identifiers)
         page = (
             attributed.filter(attributed.profile_id == profile)
             .order_by([ibis.desc("timestamp"), ibis.desc("seq")])

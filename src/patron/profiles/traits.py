@@ -15,23 +15,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import ibis
-import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
+
+from patron.profiles.attribution import object_entries
 
 
 def trait_values(attributed: ir.Table) -> ir.Table:
     """Every (profile, trait, value) sighting: one row per trait per message."""
-    doc = attributed.raw.cast(dt.JSON)
-    own = attributed.filter(attributed.type == "identify").select(
-        "profile_id", "source_id", "message_id", "seq", "timestamp", traits=doc["traits"].map
-    )
-    from_context = attributed.select(
-        "profile_id", "source_id", "message_id", "seq", "timestamp", traits=doc["context"]["traits"].map
-    )
-    rows = own.union(from_context, distinct=False)
-    rows = rows.filter(rows.traits.notnull())
-    keyed = rows.mutate(trait=rows.traits.keys().unnest())
-    valued = keyed.mutate(value=keyed.traits[keyed.trait].cast("string")).drop("traits")
+    entries = object_entries(attributed, ("traits", "context_traits"), "trait")
+    valued = entries.mutate(value=entries.entry.cast("string")).drop("entry")
     return valued.filter(valued.value.notnull() & (valued.value != "null"))
 
 

@@ -38,6 +38,55 @@ class KeyRecord:
     revoked_at: datetime | None
 
 
+@dataclass(frozen=True)
+class Replace:
+    """Write ``data`` as the whole of table ``name`` (a work table that lives only as
+    long as the write when ``temporary``)."""
+
+    name: str
+    data: pa.Table | ir.Table
+    temporary: bool = False
+
+
+@dataclass(frozen=True)
+class Append:
+    """Add ``data`` to table ``name`` (created from ``data``'s columns on first use)."""
+
+    name: str
+    data: pa.Table | ir.Table
+
+
+@dataclass(frozen=True)
+class ReplaceRows:
+    """Delete the rows of ``name`` whose ``key`` columns appear in ``delete`` (by default
+    the keys of ``data``), then insert ``data``: how incremental stages rewrite only what
+    changed."""
+
+    name: str
+    key: tuple[str, ...]
+    data: pa.Table | ir.Table
+    delete: pa.Table | ir.Table | None = None
+
+
+@dataclass(frozen=True)
+class DeleteRows:
+    """Delete the rows of ``name`` whose ``key`` columns appear in ``keys``."""
+
+    name: str
+    key: tuple[str, ...]
+    keys: pa.Table | ir.Table
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Drop table ``name`` if it exists (a work table used earlier in the same write)."""
+
+    name: str
+
+
+Change = Replace | Append | ReplaceRows | DeleteRows | Drop
+
+
 class Store(Protocol):
     """What the layers above need from an engine."""
 
@@ -88,6 +137,16 @@ class Store(Protocol):
 
     def append_table(self, name: str, table: pa.Table) -> None:
         """Append rows to a table of records people made, creating it on first use."""
+        ...
+
+    def json_values(self, table: ir.Table, column: str, paths: dict[str, str]) -> ir.Table:
+        """``table`` with one more string column per ``paths`` item (name -> dotted path
+        into the JSON text in ``column``), every path read in one parse of each row."""
+        ...
+
+    def write(self, changes: list[Change], meta: dict[str, str] | None = None) -> None:
+        """Apply changes to derived tables (Arrow tables or Ibis expressions computed in
+        the engine) and meta values, all in one transaction."""
         ...
 
     def table(self, name: str) -> ir.Table:

@@ -46,14 +46,15 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 import ibis
+import ibis.expr.datatypes as dt
+import pyarrow as pa
 
-from patron.store.base import AppendResult, KeyRecord
+from patron.store.base import Append, AppendResult, Change, DeleteRows, Drop, KeyRecord, Replace
 from patron.store.exceptions import StoreLocked, StoreUnavailable, StoreVersionError
 from patron.store.tables import EVENT_COLUMNS, FAILED_COLUMNS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
-    import pyarrow as pa
 
 #: Seconds between attempts to reopen a database that DuckDB has invalidated, or to
 #: reopen read-write a store that had to be opened read-only.
@@ -462,6 +463,31 @@ class DuckDBStore:
                 sql = ibis.to_sql(expr, dialect="duckdb")
                 cur.execute(f'CREATE OR REPLACE TABLE "{name}" AS {sql}')
 
+    def json_values(self, table: ir.Table, column: str, paths: dict[str, str]) -> ir.Table:
+        # DuckDB's multi-path extraction parses each document once for all paths, and its
+        # optimiser computes the repeated list expression once per row.
+        if not paths:
+            return table
+        values = _json_extract_strings(table[column], ibis.literal(["$." + p for p in paths.values()]))
+        return table.mutate(**{name: values[i] for i, name in enumerate(paths)}).drop(column)
+
+    def write(self, changes: list[Change], meta: dict[str, str] | None = None) -> None:
+        """Apply changes to derived tables and meta values in one transaction (see
+        :class:`~patron.store.base.Change`)."""
+        with self._transaction() as cur:
+            for number, change in enumerate(changes):
+                _check_table_name(change.name)
+                staged = f"_patron_change_{number}"
+                try:
+                    _apply_change(cur, change, staged)
+                finally:
+                    cur.execute(f"DROP TABLE IF EXISTS {staged}")
+                    cur.execute(f"DROP TABLE IF EXISTS {staged}_keys")
+                    with suppress(duckdb.Error):
+                        cur.unregister(f"{staged}_arrow")
+            for key, value in (meta or {}).items():
+                cur.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
+
     def append_table(self, name: str, table: pa.Table) -> None:
         """Append rows to a table of records people made (identity removals, ...),
         creating it with the rows' schema on first use."""
@@ -616,6 +642,78 @@ def _append_rows(cur: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> 
         cur.execute(f'INSERT INTO "{name}" SELECT * FROM _patron_append_rows')
     finally:
         cur.unregister("_patron_append_rows")
+
+
+@ibis.udf.scalar.builtin(name="json_extract_string")
+def _json_extract_strings(doc: str, paths: dt.Array(dt.string)) -> dt.Array(dt.string):  # type: ignore[valid-type]
+    """DuckDB's ``json_extract_string(doc, [paths])``: a list with the text at each path."""
+
+
+def _apply_change(cur: duckdb.DuckDBPyConnection, change: Change, staged: str) -> None:
+    name = change.name
+    if isinstance(change, Drop):
+        cur.execute(f'DROP TABLE IF EXISTS "{name}"')
+        return
+    if isinstance(change, DeleteRows):
+        if _exists(cur, name):
+            _stage(cur, f"{staged}_keys", change.keys)
+            _delete_keyed(cur, name, change.key, f"{staged}_keys")
+        return
+    if isinstance(change, Replace):
+        kind = "TEMP TABLE" if change.temporary else "TABLE"
+        cur.execute(f'CREATE OR REPLACE {kind} "{name}" AS {_select(cur, staged, change.data)}')
+        return
+    if isinstance(change, Append):
+        source = _select(cur, staged, change.data)
+        cur.execute(f'CREATE TABLE IF NOT EXISTS "{name}" AS {source} LIMIT 0')
+        cur.execute(f'INSERT INTO "{name}" BY NAME {source}')
+        return
+    # Computed before anything is deleted, so the new rows may read the rows they replace.
+    _stage(cur, staged, change.data)
+    cur.execute(f'CREATE TABLE IF NOT EXISTS "{name}" AS SELECT * FROM {staged} LIMIT 0')
+    keys = staged
+    if change.delete is not None:
+        keys = f"{staged}_keys"
+        _stage(cur, keys, change.delete)
+    _delete_keyed(cur, name, change.key, keys)
+    cur.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM {staged}')
+
+
+def _select(cur: duckdb.DuckDBPyConnection, staged: str, data: pa.Table | ir.Table) -> str:
+    """A SELECT for a change's rows: the expression's own SQL, or the registered Arrow table."""
+    if isinstance(data, pa.Table):
+        cur.register(f"{staged}_arrow", data)
+        return f"SELECT * FROM {staged}_arrow"
+    return str(ibis.to_sql(data, dialect="duckdb"))
+
+
+def _exists(cur: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(
+        cur.execute(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?", [name]
+        ).fetchall()
+    )
+
+
+def _delete_keyed(cur: duckdb.DuckDBPyConnection, name: str, key: tuple[str, ...], keys: str) -> None:
+    columns = ", ".join(f'"{c}"' for c in key)
+    if len(key) == 1:
+        cur.execute(f'DELETE FROM "{name}" WHERE {columns} IN (SELECT {columns} FROM {keys})')
+    else:
+        cur.execute(f'DELETE FROM "{name}" WHERE ({columns}) IN (SELECT ({columns}) FROM {keys})')
+
+
+def _stage(cur: duckdb.DuckDBPyConnection, name: str, data: pa.Table | ir.Table) -> None:
+    """Compute a change's rows into a temporary table before anything is deleted, so an
+    expression may read the very table it rewrites."""
+    if isinstance(data, pa.Table):
+        cur.register(f"{name}_arrow", data)
+        try:
+            cur.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {name}_arrow")
+        finally:
+            cur.unregister(f"{name}_arrow")
+    else:
+        cur.execute(f"CREATE TEMP TABLE {name} AS {ibis.to_sql(data, dialect='duckdb')}")
 
 
 def _duckdb_connect(path: Path, *, read_only: bool, checkpoint_threshold: str) -> duckdb.DuckDBPyConnection:
