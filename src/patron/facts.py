@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -136,7 +137,10 @@ class EventFacts:
         facts = stage.select(*BASE_COLUMNS, **{f.name: f.extract(stage, by_path.__getitem__) for f in self.facts})
         return extracted, facts
 
+    @cached_property
     def fingerprint(self) -> str:
+        """Of the extraction's SQL: changes when the declarations do (computed once: the
+        declarations of an instance do not change)."""
         _, facts = self._stages(self.store.events())
         sql = ibis.to_sql(facts, dialect="duckdb")
         return hashlib.sha256(f"{self._paths()}|{sql}".encode()).hexdigest()[:16]
@@ -145,7 +149,7 @@ class EventFacts:
         """Extract the events stored since the last refresh (all of them when ``full``,
         on first use, or when the declarations changed); returns how many."""
         events = self.store.events()
-        fingerprint = self.fingerprint()
+        fingerprint = self.fingerprint
         watermark = self.watermark()
         rebuild = full or watermark is None or self.store.get_meta(_FINGERPRINT) != fingerprint
         if not rebuild and watermark is not None:

@@ -94,6 +94,7 @@ class Profiles:
         self.tombstones = tombstones
         self.computed = computed
         self.source_priority = tuple(source_priority)
+        self._built_under: str | None = None
 
     def build(self, *, resolve: bool = True, full: bool = False) -> BuildReport:
         """Resolve identities (unless told not to), then bring traits, computed traits and
@@ -148,13 +149,16 @@ class Profiles:
         (profiles that no longer exist, merged into another, lose theirs)."""
         wanted = ibis.table(dirty.schema, name=_WORK)
         members = identifiers.semi_join(wanted, identifiers.profile_id == wanted.profile_id)
-        users = members.filter(members.identifier_type == USER_ID).identifier_value
-        anonymous = members.filter(members.identifier_type == ANONYMOUS_ID).identifier_value
-        external = members.filter(members.identifier_type.startswith(EXTERNAL_PREFIX)).identifier_value
-        # Only events that could belong to these profiles are joined to the graph.
-        candidates = facts.filter(
-            facts.user_id.isin(users) | facts.anonymous_id.isin(anonymous) | facts.external_id.isin(external)
-        )
+        # Only events that could belong to these profiles are joined to the graph: those
+        # carrying one of their identifiers (three small hash joins, not a scan per event).
+        seqs = []
+        for kind, column in ((members.identifier_type == USER_ID, "user_id"),
+                             (members.identifier_type == ANONYMOUS_ID, "anonymous_id"),
+                             (members.identifier_type.startswith(EXTERNAL_PREFIX), "external_id")):  # fmt: skip
+            values = members.filter(kind).select(v=members.identifier_value)
+            seqs.append(facts.semi_join(values, facts[column] == values.v).select("seq"))
+        hits = ibis.union(*seqs, distinct=True)
+        candidates = facts.semi_join(hits, facts.seq == hits.seq)
         attributed = profile_events(candidates, identifiers)
         attributed = attributed.semi_join(wanted, attributed.profile_id == wanted.profile_id)
         key = ("profile_id",)
@@ -171,7 +175,10 @@ class Profiles:
         )
 
     def _fingerprint(self, facts: ir.Table, identifiers: ir.Table) -> str:
-        """Of the build's expressions: a change of declarations or settings shows here."""
+        """Of the build's expressions: a change of declarations or settings shows here
+        (computed once per instance: compiling them takes about half a second)."""
+        if self._built_under is not None:
+            return self._built_under
         attributed = profile_events(facts, identifiers)
         sql = "|".join(
             str(ibis.to_sql(expr, dialect="duckdb"))
@@ -181,7 +188,8 @@ class Profiles:
                 consent_history(attributed),
             )
         )
-        return hashlib.sha256(sql.encode()).hexdigest()[:16]
+        self._built_under = hashlib.sha256(sql.encode()).hexdigest()[:16]
+        return self._built_under
 
     def erase(self, key: str) -> ErasureReceipt:
         """Remove a person: their events, failed messages, identity records and every
