@@ -1,8 +1,12 @@
 """`make bench` / `python -m bench`: run the benchmarks and print their figures.
 
-    python -m bench                 # all three, full length (60 s load runs, 1,000,000 rows)
-    python -m bench --quick         # 10 s load runs, 200,000 rows: for iterating
-    python -m bench --only ingest   # one of: ingest, track, orders (repeatable)
+    python -m bench                 # all four, full length (60 s load runs, 1,000,000 rows,
+                                    # 1,000,000 customers and about 22,000,000 events)
+    python -m bench --quick         # 10 s load runs, 200,000 rows, 50,000 customers
+    python -m bench --only ingest   # one of: ingest, track, orders, profiles (repeatable)
+
+The profiles benchmark keeps its loaded store in bench/results/ (``--base``), so only
+the first full run pays the 15 minutes or so of loading.
 
 Figures also go to bench/results/<date>.json (git-ignored); docs/benchmarks.md records
 the ones published.
@@ -19,7 +23,7 @@ from typing import Any
 
 from bench.common import RESULTS, machine
 
-NAMES = ("ingest", "track", "orders")
+NAMES = ("ingest", "track", "orders", "profiles")
 
 
 def cpu_idle_share(seconds: float = 1.0) -> float:
@@ -44,6 +48,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="requests/s for track (default 1000)")
     parser.add_argument("--rows", type=int, help="CSV rows for orders (default 1,000,000, --quick 200,000)")
     parser.add_argument("--profile", action="store_true", help="sample the server with py-spy (ingest, track)")
+    parser.add_argument("--customers", type=int, help="customers for profiles (default 1,000,000, --quick 50,000)")
     args = parser.parse_args()
 
     duration = args.duration or (10.0 if args.quick else 60.0)
@@ -64,10 +69,15 @@ def main() -> None:
             from bench import track
 
             result = track.run(duration=duration, rate=args.rate, profile=args.profile)
-        else:
+        elif name == "orders":
             from bench import import_orders
 
             result = import_orders.run(rows=rows)
+        else:
+            from bench import profiles_build
+
+            customers = args.customers or (50_000 if args.quick else 1_000_000)
+            result = profiles_build.run(customers, RESULTS / f"profiles-base-{customers}.duckdb", 10_000)
         result["cpu_idle_before"] = round(idle, 2)
         results[name] = result
         print(json.dumps(result, indent=2, default=str), flush=True)
@@ -107,6 +117,17 @@ def _summary(results: dict[str, Any]) -> None:
                 f"  orders  {ok}: {r['benchmark']} in {r['import_s']} s, {r['events_stored']:,} events, "
                 f"peak RSS {r['peak_rss_mib']} MiB (target < 30 s for 1,000,000 rows)"
             )
+    if "profiles" in results:
+        r = results["profiles"]
+        total = r["rebuild_total_s (resolve + build)"]
+        ok = "PASS" if total < 60 and r["incremental_resolve_and_build_s"] < 2 else "FAIL"
+        print(
+            f"  profiles {ok}: {r['profiles']:,} profiles from {r['events']:,} events: full rebuild {total} s "
+            f"(resolve {r['identity_resolve_full_s']} s + build {r['profiles_build_full_s']} s; the facts "
+            f"extraction, once per event, {r['facts_extraction_s (once per event)']} s), "
+            f"{r['new_events']:,} new events in {r['incremental_resolve_and_build_s']} s; peak RSS "
+            f"{r['peak_rss_mib']} MiB (targets: full rebuild < 60 s, incremental < 2 s)"
+        )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,6 @@ from patron.facts import FACTS, EventFacts
 from patron.identity.exceptions import IdentityError, NotResolved, UnknownProfile
 from patron.identity.extraction import MAPPING, first_per_pair, read_graph
 from patron.identity.graph import (
-    EDGES_SCHEMA,
-    IDENTIFIERS_SCHEMA,
     LINKED,
     REFUSED,
     Edge,
@@ -40,8 +38,8 @@ from patron.identity.graph import (
     MergeRules,
     Sighting,
     clusters,
-    edge_rows,
-    identifier_rows,
+    edge_table,
+    identifier_table,
     resolve,
 )
 from patron.identity.identifiers import Identifier, IdentifierRules
@@ -60,6 +58,7 @@ DIRTY = "profile_dirty"
 #: changes with every full resolve (a profile build after one rebuilds everything).
 _SEQ = "identity_seq"
 _RULES = "identity_rules"
+_STALE = "identity_needs_full_resolve"
 GENERATION = "identity_generation"
 _DIRTY_SCHEMA = pa.schema([("profile_id", pa.string())])
 
@@ -183,7 +182,13 @@ class IdentityGraph:
         top = self.facts.watermark()
         since = self.store.get_meta(_SEQ)
         rules_key = self._rules_key()
-        if full or since is None or self.store.get_meta(_RULES) != rules_key or not self.store.has_table(IDENTIFIERS):
+        if (
+            full
+            or since is None
+            or self.store.get_meta(_RULES) != rules_key
+            or self.store.get_meta(_STALE)
+            or not self.store.has_table(IDENTIFIERS)
+        ):
             return self._full(top, rules_key, started)
         return self._incremental(int(since), top, started)
 
@@ -198,11 +203,10 @@ class IdentityGraph:
         graph.edges.extend(linking_edges(self.probable_links(), set(graph.seen)))
         resolution = resolve(graph, self.merge_rules, self._removed())
         cluster_of = clusters(graph.seen, graph.edges)
-        identifiers = pa.Table.from_pylist(list(identifier_rows(graph, resolution, cluster_of)), schema=IDENTIFIERS_SCHEMA)
-        edges = pa.Table.from_pylist(list(edge_rows(resolution, cluster_of)), schema=EDGES_SCHEMA)
+        identifiers = identifier_table(graph, resolution, cluster_of)
+        edges = edge_table(resolution, cluster_of)
         refused = _refused_table(graph.refused)
-        previous = self._previous_profiles()
-        redirects = self._redirects(previous, resolution.profile_of)
+        redirects = self._redirects(self._retired(identifiers), set(resolution.profile_of.values()))
         generation = hashlib.sha256(f"{utc_now().isoformat()}|{top}".encode()).hexdigest()[:12]
         self.store.write(
             [
@@ -212,7 +216,7 @@ class IdentityGraph:
                 Replace(REDIRECTS, redirects),
                 Replace(DIRTY, _DIRTY_SCHEMA.empty_table()),
             ],
-            meta={_SEQ: str(top if top is not None else -1), _RULES: rules_key, GENERATION: generation},
+            meta={_SEQ: str(top if top is not None else -1), _RULES: rules_key, _STALE: "", GENERATION: generation},
         )
         return self._report("full", int(self.store.execute(facts.count())), started)
 
@@ -270,9 +274,14 @@ class IdentityGraph:
         graph.edges.extend(first_per_pair(from_messages + delta.edges))
         resolution = resolve(graph, self.merge_rules, self._removed())
         cluster_of = clusters(graph.seen, graph.edges)
-        identifiers = pa.Table.from_pylist(list(identifier_rows(graph, resolution, cluster_of)), schema=IDENTIFIERS_SCHEMA)
-        edges = pa.Table.from_pylist(list(edge_rows(resolution, cluster_of)), schema=EDGES_SCHEMA)
-        redirects = self._redirects(previous, resolution.profile_of)
+        identifiers = identifier_table(graph, resolution, cluster_of)
+        edges = edge_table(resolution, cluster_of)
+        current = set(resolution.profile_of.values())
+        moved: dict[str, str] = {}
+        for identifier, old in previous.items():
+            if old not in current:
+                moved[old] = min(moved.get(old, resolution.profile_of[identifier]), resolution.profile_of[identifier])
+        redirects = self._redirects(moved, current)
         dirty = sorted(set(previous.values()) | set(resolution.profile_of.values()))
         return [
             ReplaceRows(IDENTIFIERS, ("cluster",), identifiers, delete=old_clusters.rename_columns(["cluster"])),
@@ -304,26 +313,26 @@ class IdentityGraph:
         rows = self.store.to_pyarrow(self.store.table(REFUSED_VALUES)).to_pylist()
         return {(r["identifier_type"], r["raw"], r["reason"]): r["messages"] for r in rows}
 
-    def _previous_profiles(self) -> dict[Identifier, str]:
+    def _retired(self, identifiers: pa.Table) -> dict[str, str]:
+        """Profile ids of the stored graph that ``identifiers`` (a new graph) no longer has,
+        each with the profile now holding its identifiers (computed in the engine)."""
         if not self.store.has_table(IDENTIFIERS):
             return {}
-        rows = self.store.to_pyarrow(
-            self.store.table(IDENTIFIERS).select("identifier_type", "identifier_value", "profile_id")
-        ).to_pylist()
-        return {Identifier(r["identifier_type"], r["identifier_value"]): r["profile_id"] for r in rows}
+        old = self.store.table(IDENTIFIERS)
+        new = ibis.memtable(
+            identifiers.select(["identifier_type", "identifier_value", "profile_id"]).rename_columns(["t", "v", "p"])
+        )
+        current = new.select(kept=new.p).distinct()
+        joined = old.join(new, [old.identifier_type == new.t, old.identifier_value == new.v])
+        retired = joined.anti_join(current, joined.profile_id == current.kept)
+        moved = retired.group_by(old_id=retired.profile_id).aggregate(new_id=retired.p.min())
+        rows = self.store.to_pyarrow(moved)
+        return dict(zip(rows.column("old_id").to_pylist(), rows.column("new_id").to_pylist(), strict=True))
 
-    def _redirects(self, previous: dict[Identifier, str], profile_of: dict[Identifier, str]) -> pa.Table:
-        """Earlier redirects, plus one for each profile id of ``previous`` (identifier ->
-        profile before this resolve) that the resolve retired."""
+    def _redirects(self, moved: dict[str, str], current_ids: set[str]) -> pa.Table:
+        """Earlier redirects, plus ``moved`` (retired profile id -> where its identifiers
+        went); an id that is a profile again stops redirecting."""
         now = utc_now()
-        current_ids = set(profile_of.values())
-        moved: dict[str, str] = {}
-        for identifier, old in previous.items():
-            if old in current_ids or old in moved:
-                continue
-            profile = profile_of.get(identifier)
-            if profile is not None:
-                moved[old] = profile
         earlier = (
             self.store.to_pyarrow(self.store.table(REDIRECTS)).to_pylist() if self.store.has_table(REDIRECTS) else []
         )
@@ -462,7 +471,7 @@ class IdentityGraph:
         run_id = "match_" + hashlib.sha256(now.isoformat().encode()).hexdigest()[:12]
         previous = self.probable_links()
         merged = merge_run(previous, pairs, self.anchors(), run_id, now)
-        self.store.write([Replace(PROBABLE, merged)], meta={_RULES: "probable links changed"})
+        self.store.write([Replace(PROBABLE, merged)], meta={_STALE: "probable links changed"})
         return run_id, merged.num_rows - len(previous)
 
     def decide(self, pair_ids: list[str], *, accept: bool) -> int:
@@ -480,7 +489,7 @@ class IdentityGraph:
                 row["decided_at"] = now
                 decided += 1
         # The next resolve is a full one: links come and go between any clusters.
-        self.store.write([Replace(PROBABLE, pa.Table.from_pylist(rows, schema=PROBABLE_SCHEMA))], meta={_RULES: "decided"})
+        self.store.write([Replace(PROBABLE, pa.Table.from_pylist(rows, schema=PROBABLE_SCHEMA))], meta={_STALE: "probable links decided"})
         return decided
 
     # -- reading -----------------------------------------------------------------
