@@ -31,8 +31,13 @@ mostly matches are preferred.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from patron.identity.splink_library import load_splink
 
@@ -160,10 +165,36 @@ def _address(cll: Any, cl: Any, parts: Sequence[str]) -> Any:
     return cl.CustomComparison(comparison_levels=levels, output_column_name="address")
 
 
-def prediction_rules(columns: Sequence[str], custom: Sequence[str]) -> list[Any]:
-    """Blocking rules that generate the candidate pairs, for the columns present."""
+#: Rules that find a few more duplicates (typos in both names, a move with a new email)
+#: at the cost of many candidate pairs: used only while each blocks few pairs.
+BROAD_RULES: tuple[tuple[str, ...], ...] = (
+    ("postcode", "last_name"),
+    ("postcode", "first_name"),
+    ("birthday", "state"),
+)
+#: The swapped-names rule (broad too): a first name equal to the other's last name and back.
+SWAPPED_NAMES = "l.first_name = r.last_name AND l.last_name = r.first_name"
+
+
+def prediction_rules(
+    columns: Sequence[str], custom: Sequence[str], records: pa.Table | None = None, broad_max_pairs: float = math.inf
+) -> list[Any]:
+    """Blocking rules that generate the candidate pairs, for the columns present.
+
+    The :data:`BROAD_RULES` and the swapped-names rule are kept only while each blocks at
+    most ``broad_max_pairs`` pairs of ``records`` (all of them when ``records`` is not
+    given). Their pairs grow with the square of the records, so at scale they cost most
+    of the scoring for very few matches: on FEBRL3 (5,000 records, many duplicates with
+    typos everywhere) they add 0.007 of pairwise recall for 11,000 pairs; on 1,000,000
+    generated people they blocked 5.2 million pairs, more than all the other rules, and
+    found 44 of the 91,000 matched true pairs that no other rule found.
+    """
     splink = load_splink()
     present = set(columns)
+
+    def affordable(pairs: Callable[[pa.Table], int]) -> bool:
+        return records is None or pairs(records) <= broad_max_pairs
+
     candidates: list[tuple[str, ...]] = [
         ("email",),
         ("phone",),
@@ -171,15 +202,15 @@ def prediction_rules(columns: Sequence[str], custom: Sequence[str]) -> list[Any]
         ("first_name", "last_name"),
         ("last_name", "birthday"),
         ("first_name", "birthday"),
-        ("postcode", "last_name"),
-        ("postcode", "first_name"),
+        *(c for c in BROAD_RULES[:2] if set(c) <= present and affordable(partial(_equal_pairs, c))),
         ("birthday", "postcode"),
-        ("birthday", "state"),
+        *(c for c in BROAD_RULES[2:] if set(c) <= present and affordable(partial(_equal_pairs, c))),
         ("street", "postcode"),
     ]
     rules: list[Any] = [splink.block_on(*c) for c in candidates if set(c) <= present]
     if set(NAME_COLUMNS) <= present:
-        rules.append("l.first_name = r.last_name AND l.last_name = r.first_name")
+        if affordable(_swapped_pairs):
+            rules.append(SWAPPED_NAMES)
         if "birthday" in present:
             rules.append("l.first_name = r.last_name AND l.birthday = r.birthday")
             rules.append("l.last_name = r.first_name AND l.birthday = r.birthday")
@@ -188,6 +219,22 @@ def prediction_rules(columns: Sequence[str], custom: Sequence[str]) -> list[Any]
         # enough; never on the state alone, which pairs nearly everyone.
         rules = [splink.block_on(c) for c in ("last_name", "first_name", "birthday", "street", "postcode", "city") if c in present]
     return rules
+
+
+def _equal_pairs(columns: tuple[str, ...], records: pa.Table) -> int:
+    """Pairs of records equal (and not missing) on every one of ``columns``."""
+    values = records.select(list(columns)).drop_null()
+    counts = values.group_by(list(columns)).aggregate([([], "count_all")])["count_all"]
+    return int(pc.sum(pc.divide(pc.multiply(counts, pc.subtract(counts, 1)), 2)).as_py() or 0)
+
+
+def _swapped_pairs(records: pa.Table) -> int:
+    """Pairs whose first and last names are each other's (an upper bound: counted both ways)."""
+    names = records.select(list(NAME_COLUMNS)).drop_null()
+    counts = names.group_by(list(NAME_COLUMNS)).aggregate([([], "count_all")])
+    flipped = counts.rename_columns(["last_name", "first_name", "flipped"])
+    joined = counts.join(flipped, ["first_name", "last_name"], join_type="inner")
+    return int(pc.sum(pc.multiply(joined["count_all"], joined["flipped"])).as_py() or 0)
 
 
 def training_rules(columns: Sequence[str], custom: Sequence[str]) -> list[Any]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -110,12 +110,11 @@ def import_customers(
     id_type = f"{options.source_id}_id"
     library = {"name": "patron-import", "version": __version__}
     progress.start(f"importing {path.name}", table.num_rows)
+    nest = _nester([trait for trait, _ in traits])
     for offset in range(0, table.num_rows, CHUNK_SIZE):
         chunk = table.slice(offset, CHUNK_SIZE)
         ids = cols.text(chunk[options.id_column])
-        values = [
-            (trait, _values(chunk[column], trait, csv)) for trait, column in traits
-        ]
+        values = [_values(chunk[column], trait, csv) for trait, column in traits]
         rows: list[EventRow] = []
         rejections: list[Rejection] = []
         for i, record_id in enumerate(ids):
@@ -125,7 +124,7 @@ def import_customers(
                 reason = f"row {row_number}: the id column {options.id_column!r} is empty"
                 rejections.append(Rejection(row_number, "context.externalIds", reason, raw))
                 continue
-            trait_values = _nest((trait, column[i]) for trait, column in values)
+            trait_values = nest([column[i] for column in values])
             message = {
                 "type": "identify",
                 "messageId": _message_id(options.source_id, record_id, trait_values),
@@ -201,6 +200,43 @@ def _plain(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
+
+
+def _nester(names: list[str]) -> Callable[[list[Any]], dict[str, Any]]:
+    """A function from one row's values (in ``names`` order) to its traits, as :func:`_nest`.
+
+    The common shape (plain names, and ``parent.leaf`` names whose parent is not also a
+    plain name) is built without splitting names per row; any other falls back to
+    :func:`_nest`.
+    """
+    parents = {name.split(".")[0] for name in names if "." in name}
+    if any(name.count(".") > 1 or name in parents for name in names):
+        return lambda row: _nest(zip(names, row, strict=True))
+    plan: list[tuple[str, int | list[tuple[str, int]]]] = []
+    groups: dict[str, list[tuple[str, int]]] = {}
+    for i, name in enumerate(names):
+        if "." not in name:
+            plan.append((name, i))
+            continue
+        parent, leaf = name.split(".")
+        if parent not in groups:
+            groups[parent] = []
+            plan.append((parent, groups[parent]))
+        groups[parent].append((leaf, i))
+
+    def nest(row: list[Any]) -> dict[str, Any]:
+        traits: dict[str, Any] = {}
+        for name, where in plan:
+            if isinstance(where, int):
+                if row[where] is not None:
+                    traits[name] = row[where]
+            else:
+                node = {leaf: row[i] for leaf, i in where if row[i] is not None}
+                if node:
+                    traits[name] = node
+        return traits
+
+    return nest
 
 
 def _nest(pairs: Any) -> dict[str, Any]:
