@@ -138,3 +138,32 @@ def test_a_late_event_with_an_older_time_moves_first_seen_and_the_anchor(tmp_pat
         assert after != before and ws.identity.profile_id(before) == after
         first_seen = ws.profiles.build().profiles and ws.profiles.show(after)["computed"]["first_seen"]
         assert first_seen == datetime(2024, 1, 1)
+
+
+def test_probable_links_found_and_rejected_resolve_incrementally(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    with Workspace(Settings(store=tmp_path / "s.duckdb")) as ws:
+        store(ws, random_messages(9, 120))
+        store(ws, [{"type": "identify", "userId": "crm-1", "traits": {"email": "ann@crm.example"}},
+                   {"type": "identify", "userId": "crm-2", "traits": {"email": "ann.b@crm.example"}},
+                   {"type": "identify", "anonymousId": "web-9", "traits": {"email": "ann.b@web.example"}}])  # fmt: skip
+        ws.profiles.build()
+        one, two = ws.identity.profile_id("email:ann@crm.example"), ws.identity.profile_id("anonymous_id:web-9")
+        pairs = pa.Table.from_pylist([{"record_id_l": one, "record_id_r": two, "match_weight": 9.5,
+                                       "match_probability": 0.998, "weights": None, "decision": "match"}])  # fmt: skip
+        ws.identity.add_probable(pairs)
+        linked = ws.profiles.build()
+        assert linked.mode == "incremental" and 0 < linked.rebuilt <= 3
+        assert ws.identity.profile_id("email:ann@crm.example") == ws.identity.profile_id("anonymous_id:web-9")
+        after_link = snapshot(ws)
+        ws.profiles.build(full=True)
+        assert snapshot(ws) == after_link
+        pair = ws.identity.probable_links()[0]["pair_id"]
+        ws.identity.decide([pair], accept=False)
+        apart = ws.profiles.build()
+        assert apart.mode == "incremental"
+        assert ws.identity.profile_id("email:ann@crm.example") != ws.identity.profile_id("anonymous_id:web-9")
+        after_reject = snapshot(ws)
+        ws.profiles.build(full=True)
+        assert snapshot(ws) == after_reject

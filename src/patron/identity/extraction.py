@@ -50,7 +50,9 @@ _BASE = ("seq", "source_id", "message_id", "type", "timestamp")
 #: sends values it has never seen to Python: kind, raw, id_type, id_value, rank, and the
 #: reason when the value was refused as an identifier (id_type null).
 MAPPING = "identity_mapping"
-#: Working table of a resolve: the normalised identifiers of each message it read.
+#: Working tables of a resolve: each raw value with its sightings, and the normalised
+#: identifiers of each message that carries several (the messages that link).
+VALUES = "identity_work_values"
 FOUND = "identity_work_found"
 
 _MAPPING_SCHEMA = pa.schema(
@@ -84,29 +86,42 @@ def raw_identifiers(facts: ir.Table) -> ir.Table:
     return rows.filter(rows.raw.notnull() & rows.kind.notnull() & (rows.raw != ""))
 
 
-def _normalise_new(store: Store, rules: IdentifierRules, raw: ir.Table, *, prune: bool) -> None:
-    """Normalise the raw values the mapping has not seen, and add them to it. With
-    ``prune`` (a full resolve), values no message carries any more (erased people) go."""
-    values = raw.select("kind", "raw").distinct()
+def _normalise_new(store: Store, rules: IdentifierRules, values: ir.Table, *, prune: bool) -> None:
+    """Normalise the raw values (``kind, raw``) the mapping has not seen, and add them to
+    it. With ``prune`` (a full resolve), values no message carries any more go."""
     if store.has_table(MAPPING):
         mapping = store.table(MAPPING)
         unseen = values.anti_join(mapping, [values.kind == mapping.kind, values.raw == mapping.raw])
     else:
         unseen = values
-    rows = []
-    for row in store.to_pyarrow(unseen).to_pylist():
-        outcome = rules.normalise(row["kind"], row["raw"])
+    rows: list[tuple[Any, ...]] = []
+    found = store.to_pyarrow(unseen.select("kind", "raw"))
+    for kind, raw in _columns(found, "kind", "raw"):
+        outcome = rules.normalise(kind, raw)
         if isinstance(outcome, RefusedIdentifier):
-            rows.append({"kind": row["kind"], "raw": row["raw"], "id_type": outcome.type, "id_value": None,
-                         "rank": None, "reason": outcome.reason})  # fmt: skip
+            rows.append((kind, raw, outcome.type, None, None, outcome.reason))
         else:
-            rows.append({"kind": row["kind"], "raw": row["raw"], "id_type": outcome.type, "id_value": outcome.value,
-                         "rank": _PRIORITY_HINT.get(outcome.type, 9), "reason": None})  # fmt: skip
-    changes: list[Change] = [Append(MAPPING, pa.Table.from_pylist(rows, schema=_MAPPING_SCHEMA))]
+            rows.append((kind, raw, outcome.type, outcome.value, _PRIORITY_HINT.get(outcome.type, 9), None))
+    columns: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in _MAPPING_SCHEMA]
+    table = pa.Table.from_arrays(
+        [pa.array(c, type=f.type) for c, f in zip(columns, _MAPPING_SCHEMA, strict=True)], schema=_MAPPING_SCHEMA
+    )
+    changes: list[Change] = [Append(MAPPING, table)]
     if prune and store.has_table(MAPPING):
         mapping = store.table(MAPPING)
         changes.append(Replace(MAPPING, mapping.semi_join(values, [mapping.kind == values.kind, mapping.raw == values.raw])))
     store.write(changes)
+
+
+def _carries_several(facts: ir.Table) -> ir.BooleanValue:
+    """Whether a message may carry two identifiers or more, and so link them (decided on
+    the facts' columns; a list of external ids counts as two)."""
+    present = [ibis.ifelse(facts[c].notnull(), 1, 0) for c in ("user_id", "anonymous_id", "email", "phone")]
+    present.append(ibis.ifelse(facts.external_ids.notnull(), 2, 0))
+    total = present[0]
+    for flag in present[1:]:
+        total = total + flag
+    return total >= 2
 
 
 def read_graph(store: Store, rules: IdentifierRules, facts: ir.Table, *, since: int | None = None) -> GraphInput:
@@ -115,25 +130,34 @@ def read_graph(store: Store, rules: IdentifierRules, facts: ir.Table, *, since: 
     if since is not None:
         facts = facts.filter(facts.seq > since)
     raw = raw_identifiers(facts)
-    _normalise_new(store, rules, raw, prune=since is None)
+    # Sightings per raw value first (one pass over the log, few rows out), then per
+    # identifier: one message carries one value of each kind, so the counts add up.
+    per_value = raw.group_by(["kind", "raw"]).aggregate(
+        first_seen=raw.timestamp.min(), last_seen=raw.timestamp.max(), messages=raw.count()
+    )
+    store.write([Replace(VALUES, per_value)])
+    values = store.table(VALUES)
+    _normalise_new(store, rules, values, prune=since is None)
     mapping = store.table(MAPPING)
     graph = GraphInput()
-    refused = raw.join(mapping.filter(mapping.reason.notnull()), [raw.kind == mapping.kind, raw.raw == mapping.raw])
-    counts = refused.group_by([refused.id_type, refused.raw, refused.reason]).aggregate(messages=refused.count())
-    for row in store.to_pyarrow(counts).to_pylist():
-        graph.refused[(row["id_type"], row["raw"], row["reason"])] += row["messages"]
+    refused = values.join(mapping.filter(mapping.reason.notnull()), [values.kind == mapping.kind, values.raw == mapping.raw])
+    counts = refused.group_by([refused.id_type, refused.raw, refused.reason]).aggregate(messages=refused.messages.sum())
+    for id_type, raw_value, reason, n in _columns(store.to_pyarrow(counts), "id_type", "raw", "reason", "messages"):
+        graph.refused[(id_type, raw_value, reason)] += n
     accepted = mapping.filter(mapping.reason.isnull())
-    joined = raw.join(accepted, [raw.kind == accepted.kind, raw.raw == accepted.raw])
-    store.write([Replace(FOUND, joined.select(*[joined[c] for c in _BASE], "id_type", "id_value", "rank").distinct())])
-    found = store.table(FOUND)
-
-    sightings = found.group_by(["id_type", "id_value"]).aggregate(
-        first_seen=found.timestamp.min(), last_seen=found.timestamp.max(), messages=found.seq.nunique()
+    known = values.join(accepted, [values.kind == accepted.kind, values.raw == accepted.raw])
+    sightings = known.group_by(["id_type", "id_value"]).aggregate(
+        first_seen=known.first_seen.min(), last_seen=known.last_seen.max(), messages=known.messages.sum()
     )
     for id_type, id_value, first, last, messages in _columns(
         store.to_pyarrow(sightings), "id_type", "id_value", "first_seen", "last_seen", "messages"
     ):
-        graph.seen[Identifier(id_type, id_value)] = Sighting(first, last, messages)
+        graph.seen[Identifier(id_type, id_value)] = Sighting(first, last, int(messages))
+
+    linking = raw_identifiers(facts.filter(_carries_several(facts)))
+    joined = linking.join(accepted, [linking.kind == accepted.kind, linking.raw == accepted.raw])
+    store.write([Replace(FOUND, joined.select(*[joined[c] for c in _BASE], "id_type", "id_value", "rank").distinct())])
+    found = store.table(FOUND)
 
     # A star per message from its strongest identifier; then the first message per pair.
     # Most messages carry one identifier and link nothing: only the others are ranked.

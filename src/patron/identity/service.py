@@ -21,6 +21,7 @@ import hashlib
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import ibis
@@ -58,7 +59,7 @@ DIRTY = "profile_dirty"
 #: changes with every full resolve (a profile build after one rebuilds everything).
 _SEQ = "identity_seq"
 _RULES = "identity_rules"
-_STALE = "identity_needs_full_resolve"
+_PROBABLE_AT = "identity_probable_links_at"
 GENERATION = "identity_generation"
 _DIRTY_SCHEMA = pa.schema([("profile_id", pa.string())])
 
@@ -175,7 +176,8 @@ class IdentityGraph:
         only the clusters they touch (see :func:`~patron.identity.graph.clusters`) are
         resolved again, which gives what a full rebuild would. A full rebuild runs when
         asked (``full``), on first use, and when the identifier or merge rules changed;
-        splits, probable links and erasures make one themselves.
+        splits and erasures make one themselves. Probable links found, accepted or
+        rejected since the last resolve count as changes to the clusters of their ends.
         """
         started = time.perf_counter()
         self.facts.refresh()
@@ -186,7 +188,6 @@ class IdentityGraph:
             full
             or since is None
             or self.store.get_meta(_RULES) != rules_key
-            or self.store.get_meta(_STALE)
             or not self.store.has_table(IDENTIFIERS)
         ):
             return self._full(top, rules_key, started)
@@ -196,6 +197,7 @@ class IdentityGraph:
         return hashlib.sha256(f"{self.identifier_rules!r}|{self.merge_rules!r}".encode()).hexdigest()[:16]
 
     def _full(self, top: int | None, rules_key: str, started: float) -> ResolveReport:
+        now = utc_now()
         facts = self.store.table(FACTS)
         if self.store.get_meta(_RULES) != rules_key:
             self.store.write([Drop(MAPPING)])  # values normalised under other rules
@@ -216,24 +218,51 @@ class IdentityGraph:
                 Replace(REDIRECTS, redirects),
                 Replace(DIRTY, _DIRTY_SCHEMA.empty_table()),
             ],
-            meta={_SEQ: str(top if top is not None else -1), _RULES: rules_key, _STALE: "", GENERATION: generation},
+            meta={
+                _SEQ: str(top if top is not None else -1),
+                _RULES: rules_key,
+                GENERATION: generation,
+                _PROBABLE_AT: now.isoformat(),
+            },
         )
         return self._report("full", int(self.store.execute(facts.count())), started)
 
     def _incremental(self, since: int, top: int | None, started: float) -> ResolveReport:
+        now = utc_now()
         facts = self.store.table(FACTS)
-        if top is None or top <= since:
+        relinked = self._probable_changed_since(self.store.get_meta(_PROBABLE_AT))
+        if (top is None or top <= since) and not relinked:
             return self._report("incremental", 0, started)
-        events = int(self.store.execute(facts.filter(facts.seq > since).count()))
-        delta = read_graph(self.store, self.identifier_rules, facts, since=since)
-        touched = set(delta.seen) | {e.a for e in delta.edges} | {e.b for e in delta.edges}
+        events = 0
+        delta = GraphInput()
+        if top is not None and top > since:
+            events = int(self.store.execute(facts.filter(facts.seq > since).count()))
+            delta = read_graph(self.store, self.identifier_rules, facts, since=since)
+        # Clusters of new events, and of both ends of probable links matched, accepted or
+        # rejected since the last resolve.
+        touched = set(delta.seen) | {e.a for e in delta.edges} | {e.b for e in delta.edges} | relinked
         changes: list[Change] = []
         if delta.refused:
             changes.append(Replace(REFUSED_VALUES, _refused_table(self._stored_refused(), delta.refused)))
         if touched:
             changes += self._resolve_clusters(delta, touched)
-        self.store.write(changes, meta={_SEQ: str(top)})
+        meta = {_PROBABLE_AT: now.isoformat()}
+        if top is not None:
+            meta[_SEQ] = str(max(top, since))
+        self.store.write(changes, meta=meta)
         return self._report("incremental", events, started)
+
+    def _probable_changed_since(self, when: str | None) -> set[Identifier]:
+        """Both ends of every probable link found or decided after ``when``."""
+        if when is None:
+            return set()
+        since = datetime.fromisoformat(when)
+        ends: set[Identifier] = set()
+        for row in self.probable_links():
+            changed = max(row["matched_at"], row["decided_at"] or row["matched_at"])
+            if changed >= since:
+                ends |= {Identifier(row["a_type"], row["a_value"]), Identifier(row["b_type"], row["b_value"])}
+        return ends
 
     def _resolve_clusters(self, delta: GraphInput, touched: set[Identifier]) -> list[Change]:
         """Resolve again every cluster the new events touch, with their stored identifiers
@@ -269,9 +298,11 @@ class IdentityGraph:
                 Identifier(row["a_type"], row["a_value"]), Identifier(row["b_type"], row["b_value"]),
                 row["kind"], row["source_id"], row["message_id"], row["seq"], row["timestamp"], row["weight"],
             )  # fmt: skip
-            (graph.edges if edge.kind == "probabilistic" else from_messages).append(edge)
+            if edge.kind != "probabilistic":  # taken below from the links' current state
+                from_messages.append(edge)
         # A pair keeps the first message that linked it (a late event may be older).
         graph.edges.extend(first_per_pair(from_messages + delta.edges))
+        graph.edges.extend(linking_edges(self.probable_links(), set(graph.seen)))
         resolution = resolve(graph, self.merge_rules, self._removed())
         cluster_of = clusters(graph.seen, graph.edges)
         identifiers = identifier_table(graph, resolution, cluster_of)
@@ -471,7 +502,7 @@ class IdentityGraph:
         run_id = "match_" + hashlib.sha256(now.isoformat().encode()).hexdigest()[:12]
         previous = self.probable_links()
         merged = merge_run(previous, pairs, self.anchors(), run_id, now)
-        self.store.write([Replace(PROBABLE, merged)], meta={_STALE: "probable links changed"})
+        self.store.write([Replace(PROBABLE, merged)])
         return run_id, merged.num_rows - len(previous)
 
     def decide(self, pair_ids: list[str], *, accept: bool) -> int:
@@ -488,8 +519,7 @@ class IdentityGraph:
                 row["status"] = "accepted" if accept else "rejected"
                 row["decided_at"] = now
                 decided += 1
-        # The next resolve is a full one: links come and go between any clusters.
-        self.store.write([Replace(PROBABLE, pa.Table.from_pylist(rows, schema=PROBABLE_SCHEMA))], meta={_STALE: "probable links decided"})
+        self.store.write([Replace(PROBABLE, pa.Table.from_pylist(rows, schema=PROBABLE_SCHEMA))])
         return decided
 
     # -- reading -----------------------------------------------------------------
