@@ -21,13 +21,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from patron.identity.components import EDGE_INPUT_SCHEMA, SEEN_SCHEMA, edges_to_table, first_per_pair_table
 from patron.identity.graph import _PRIORITY_HINT, Edge, GraphInput, Sighting
 from patron.identity.identifiers import (
     ANONYMOUS_ID,
@@ -124,7 +127,7 @@ def _carries_several(facts: ir.Table) -> ir.BooleanValue:
     return total >= 2
 
 
-def read_graph(store: Store, rules: IdentifierRules, facts: ir.Table, *, since: int | None = None) -> GraphInput:
+def read_graph(store: Store, rules: IdentifierRules, facts: ir.Table, *, since: int | None = None) -> GraphTables:
     """Identifiers, their sightings, and the distinct links of the events in ``facts``
     (only those with ``seq`` above ``since`` when given: an incremental resolve)."""
     if since is not None:
@@ -139,20 +142,17 @@ def read_graph(store: Store, rules: IdentifierRules, facts: ir.Table, *, since: 
     values = store.table(VALUES)
     _normalise_new(store, rules, values, prune=since is None)
     mapping = store.table(MAPPING)
-    graph = GraphInput()
+    refused_counts: dict[tuple[str, str, str], int] = defaultdict(int)
     refused = values.join(mapping.filter(mapping.reason.notnull()), [values.kind == mapping.kind, values.raw == mapping.raw])
     counts = refused.group_by([refused.id_type, refused.raw, refused.reason]).aggregate(messages=refused.messages.sum())
     for id_type, raw_value, reason, n in _columns(store.to_pyarrow(counts), "id_type", "raw", "reason", "messages"):
-        graph.refused[(id_type, raw_value, reason)] += n
+        refused_counts[(id_type, raw_value, reason)] += n
     accepted = mapping.filter(mapping.reason.isnull())
     known = values.join(accepted, [values.kind == accepted.kind, values.raw == accepted.raw])
-    sightings = known.group_by(["id_type", "id_value"]).aggregate(
-        first_seen=known.first_seen.min(), last_seen=known.last_seen.max(), messages=known.messages.sum()
+    sightings = known.group_by(identifier_type=known.id_type, identifier_value=known.id_value).aggregate(
+        first_seen=known.first_seen.min(), last_seen=known.last_seen.max(), messages=known.messages.sum().cast("int64")
     )
-    for id_type, id_value, first, last, messages in _columns(
-        store.to_pyarrow(sightings), "id_type", "id_value", "first_seen", "last_seen", "messages"
-    ):
-        graph.seen[Identifier(id_type, id_value)] = Sighting(first, last, int(messages))
+    seen = store.to_pyarrow(sightings).select(SEEN_SCHEMA.names).cast(SEEN_SCHEMA)
 
     linking = raw_identifiers(facts.filter(_carries_several(facts)))
     joined = linking.join(accepted, [linking.kind == accepted.kind, linking.raw == accepted.raw])
@@ -180,12 +180,52 @@ def read_graph(store: Store, rules: IdentifierRules, facts: ir.Table, *, since: 
     first = ibis.window(group_by=[pairs.a_type, pairs.a_value, pairs.b_type, pairs.b_value], order_by=[pairs.timestamp, pairs.seq])
     firsts = pairs.mutate(n=ibis.row_number().over(first))
     firsts = firsts.filter(firsts.n == 0).drop("n")
-    names = ("a_type", "a_value", "b_type", "b_value", "type", "source_id", "message_id", "seq", "timestamp")
-    for a_type, a_value, b_type, b_value, kind, source, message, seq, at in _columns(store.to_pyarrow(firsts), *names):
-        graph.edges.append(Edge(Identifier(a_type, a_value), Identifier(b_type, b_value), kind, source, message, seq, at))
-    _aliases(store, facts, rules, graph)
-    graph.edges = first_per_pair(graph.edges)
-    return graph
+    links = firsts.select(
+        "a_type", "a_value", "b_type", "b_value", kind=firsts.type, source_id=firsts.source_id,
+        message_id=firsts.message_id, seq=firsts.seq, timestamp=firsts.timestamp, weight=ibis.null(dt.float64),
+    )  # fmt: skip
+    edges = store.to_pyarrow(links).cast(EDGE_INPUT_SCHEMA)
+    sighted, aliased, alias_refused = _aliases(store, facts, rules, seen)
+    for key, n in alias_refused.items():
+        refused_counts[key] += n
+    if sighted:
+        extra = pa.table(
+            {"identifier_type": [i.type for i, _ in sighted], "identifier_value": [i.value for i, _ in sighted],
+             "first_seen": [t for _, t in sighted], "last_seen": [t for _, t in sighted],
+             "messages": [1] * len(sighted)},
+            schema=SEEN_SCHEMA,
+        )  # fmt: skip
+        merged = pa.concat_tables([seen, extra]).group_by(["identifier_type", "identifier_value"]).aggregate(
+            [("first_seen", "min"), ("last_seen", "max"), ("messages", "sum")]
+        )
+        seen = merged.rename_columns(
+            {"first_seen_min": "first_seen", "last_seen_max": "last_seen", "messages_sum": "messages"}
+        ).select(SEEN_SCHEMA.names).cast(SEEN_SCHEMA)
+    if aliased:
+        edges = first_per_pair_table(pa.concat_tables([edges, edges_to_table(aliased)]))
+    return GraphTables(seen, edges, refused_counts)
+
+
+@dataclass
+class GraphTables:
+    """The graph read from the log, as tables (a full resolve works on these directly)."""
+
+    seen: pa.Table
+    """``SEEN_SCHEMA``: each identifier with its first and last sighting and messages."""
+    edges: pa.Table
+    """``EDGE_INPUT_SCHEMA``: one edge per pair, the first message that linked it."""
+    refused: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def objects(self) -> GraphInput:
+        """The same graph as Python objects (for small graphs: an incremental resolve)."""
+        graph = GraphInput()
+        for t, v, first, last, n in _columns(self.seen, *SEEN_SCHEMA.names):
+            graph.seen[Identifier(t, v)] = Sighting(first, last, n)
+        for at, av, bt, bv, kind, source, message, seq, when, weight in _columns(self.edges, *EDGE_INPUT_SCHEMA.names):
+            graph.edges.append(Edge(Identifier(at, av), Identifier(bt, bv), kind, source, message, seq, when, weight))
+        for key, n in self.refused.items():
+            graph.refused[key] += n
+        return graph
 
 
 def _columns(table: pa.Table, *names: str) -> Iterator[tuple[Any, ...]]:
@@ -204,23 +244,29 @@ def first_per_pair(edges: list[Edge]) -> list[Edge]:
     return list(first.values())
 
 
-def _aliases(store: Store, facts: ir.Table, rules: IdentifierRules, graph: GraphInput) -> None:
+def _aliases(
+    store: Store, facts: ir.Table, rules: IdentifierRules, seen: pa.Table
+) -> tuple[list[tuple[Identifier, Any]], list[Edge], dict[tuple[str, str, str], int]]:
     """``previousId`` to ``userId``: the previous id is an earlier user id when one was seen
-    (in these events, or, for an incremental resolve, stored in the graph already)."""
+    (in these events, or, for an incremental resolve, stored in the graph already). Returns
+    the previous ids' sightings (the alias message carries them), the edges and the
+    refused values."""
     aliases = facts.filter((facts.type == "alias") & facts.previous_id.notnull()).select(
         *_BASE, "previous_id", "user_id"
     )
     rows = store.to_pyarrow(aliases.order_by(["timestamp", "seq"])).to_pylist()
+    refused: dict[tuple[str, str, str], int] = defaultdict(int)
     if not rows:
-        return
-    known_users = {i.value for i in graph.seen if i.type == USER_ID}
+        return [], [], refused
+    previous = pa.array([r["previous_id"] for r in rows], pa.string())
+    users = seen.filter(pc.equal(seen["identifier_type"], USER_ID))
+    known_users = set(users.filter(pc.is_in(users["identifier_value"], value_set=previous))["identifier_value"].to_pylist())
     if store.has_table(IDENTIFIERS_TABLE):
         stored = store.table(IDENTIFIERS_TABLE)
-        previous = [r["previous_id"] for r in rows]
-        hits = stored.filter((stored.identifier_type == USER_ID) & stored.identifier_value.isin(previous))
+        hits = stored.filter((stored.identifier_type == USER_ID) & stored.identifier_value.isin(previous.to_pylist()))
         known_users |= set(store.to_pyarrow(hits.select("identifier_value")).column(0).to_pylist())
     pending: dict[tuple[Identifier, Identifier], dict[str, Any]] = {}
-    refused: dict[tuple[str, str, str], int] = defaultdict(int)
+    sighted: list[tuple[Identifier, Any]] = []
     for row in rows:
         target = rules.normalise(USER_ID, row["user_id"])
         kind = USER_ID if row["previous_id"] in known_users else ANONYMOUS_ID
@@ -230,17 +276,11 @@ def _aliases(store: Store, facts: ir.Table, rules: IdentifierRules, graph: Graph
             continue
         if not isinstance(target, Identifier) or source == target:
             continue
-        # The alias message carries the previous id: a sighting like any other.
-        known = graph.seen.get(source)
-        if known is None:
-            graph.seen[source] = Sighting(row["timestamp"], row["timestamp"], 1)
-        else:
-            known.first_seen = min(known.first_seen, row["timestamp"])
-            known.last_seen = max(known.last_seen, row["timestamp"])
-            known.messages += 1
+        sighted.append((source, row["timestamp"]))
         a, b = sorted((source, target))
         pending.setdefault((a, b), row)
-    for (a, b), row in pending.items():
-        graph.edges.append(Edge(a, b, row["type"], row["source_id"], row["message_id"], row["seq"], row["timestamp"]))
-    for key, n in refused.items():
-        graph.refused[key] += n
+    edges = [
+        Edge(a, b, row["type"], row["source_id"], row["message_id"], row["seq"], row["timestamp"])
+        for (a, b), row in pending.items()
+    ]
+    return sighted, edges, refused

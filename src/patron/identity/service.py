@@ -26,11 +26,13 @@ from typing import Any
 
 import ibis
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from patron.collect.timestamps import utc_now
 from patron.facts import FACTS, EventFacts
+from patron.identity.components import edges_to_table, resolve_tables
 from patron.identity.exceptions import IdentityError, NotResolved, UnknownProfile
-from patron.identity.extraction import MAPPING, first_per_pair, read_graph
+from patron.identity.extraction import MAPPING, GraphTables, first_per_pair, read_graph
 from patron.identity.graph import (
     LINKED,
     REFUSED,
@@ -44,7 +46,7 @@ from patron.identity.graph import (
     resolve,
 )
 from patron.identity.identifiers import Identifier, IdentifierRules
-from patron.identity.probable import PROBABLE, linking_edges, merge_run
+from patron.identity.probable import LINKING_STATUSES, PROBABLE, linking_edges, merge_run
 from patron.identity.probable import SCHEMA as PROBABLE_SCHEMA
 from patron.store.base import Append, Change, Drop, Replace, ReplaceRows, Store
 
@@ -201,14 +203,10 @@ class IdentityGraph:
         facts = self.store.table(FACTS)
         if self.store.get_meta(_RULES) != rules_key:
             self.store.write([Drop(MAPPING)])  # values normalised under other rules
-        graph = read_graph(self.store, self.identifier_rules, facts)
-        graph.edges.extend(linking_edges(self.probable_links(), set(graph.seen)))
-        resolution = resolve(graph, self.merge_rules, self._removed())
-        cluster_of = clusters(graph.seen, graph.edges)
-        identifiers = identifier_table(graph, resolution, cluster_of)
-        edges = edge_table(resolution, cluster_of)
+        graph = self._whole_graph(facts)
+        identifiers, edges = resolve_tables(graph.seen, graph.edges, self.merge_rules, self._removed())
         refused = _refused_table(graph.refused)
-        redirects = self._redirects(self._retired(identifiers), set(resolution.profile_of.values()))
+        redirects = self._redirects(self._retired(identifiers), set(identifiers["profile_id"].unique().to_pylist()))
         generation = hashlib.sha256(f"{utc_now().isoformat()}|{top}".encode()).hexdigest()[:12]
         self.store.write(
             [
@@ -227,6 +225,23 @@ class IdentityGraph:
         )
         return self._report("full", int(self.store.execute(facts.count())), started)
 
+    def _whole_graph(self, facts: Any) -> GraphTables:
+        """The graph of the whole log, with the links of the probabilistic pass."""
+        graph = read_graph(self.store, self.identifier_rules, facts)
+        known = pa.table(
+            {"t": graph.seen["identifier_type"], "v": graph.seen["identifier_value"]}
+        )
+        probable = [r for r in self.probable_links() if r["status"] in LINKING_STATUSES]
+        if probable:
+            ends = {Identifier(r[f"{side}_type"], r[f"{side}_value"]) for r in probable for side in "ab"}
+            present = pc.is_in(
+                pc.binary_join_element_wise(known["t"], known["v"], "\x1f"),
+                value_set=pa.array([f"{i.type}\x1f{i.value}" for i in ends], pa.string()),
+            )
+            seen_ends = {Identifier(t, v) for t, v in zip(*(known.filter(present)[c].to_pylist() for c in "tv"), strict=True)}
+            graph.edges = pa.concat_tables([graph.edges, edges_to_table(linking_edges(probable, seen_ends))])
+        return graph
+
     def _incremental(self, since: int, top: int | None, started: float) -> ResolveReport:
         now = utc_now()
         facts = self.store.table(FACTS)
@@ -237,7 +252,7 @@ class IdentityGraph:
         delta = GraphInput()
         if top is not None and top > since:
             events = int(self.store.execute(facts.filter(facts.seq > since).count()))
-            delta = read_graph(self.store, self.identifier_rules, facts, since=since)
+            delta = read_graph(self.store, self.identifier_rules, facts, since=since).objects()
         # Clusters of new events, and of both ends of probable links matched, accepted or
         # rejected since the last resolve.
         touched = set(delta.seen) | {e.a for e in delta.edges} | {e.b for e in delta.edges} | relinked
@@ -454,10 +469,15 @@ class IdentityGraph:
         """Resolve under other merge rules without writing: how many profiles would merge or split."""
         current = {(r["identifier_type"], r["identifier_value"]): r["profile_id"] for r in self.clusters()}
         self.facts.refresh()
-        graph = read_graph(self.store, self.identifier_rules, self.store.table(FACTS))
-        graph.edges.extend(linking_edges(self.probable_links(), set(graph.seen)))
-        resolution = resolve(graph, rules, self._removed())
-        after = {(i.type, i.value): p for i, p in resolution.profile_of.items()}
+        graph = self._whole_graph(self.store.table(FACTS))
+        identifiers, edges = resolve_tables(graph.seen, graph.edges, rules, self._removed())
+        after = dict(
+            zip(
+                zip(identifiers["identifier_type"].to_pylist(), identifiers["identifier_value"].to_pylist(), strict=True),
+                identifiers["profile_id"].to_pylist(),
+                strict=True,
+            )
+        )
         now_to_after: dict[str, set[str]] = defaultdict(set)
         after_to_now: dict[str, set[str]] = defaultdict(set)
         for key, old in current.items():
@@ -467,7 +487,7 @@ class IdentityGraph:
                 after_to_now[new].add(old)
         merged = sum(len(olds) - 1 for olds in after_to_now.values() if len(olds) > 1)
         split = sum(1 for news in now_to_after.values() if len(news) > 1)
-        states = [state for _, state, _ in resolution.edge_status]
+        states = edges["status"].to_pylist()
         return PreviewReport(
             profiles_now=len(set(current.values())),
             profiles_after=len(set(after.values())),
