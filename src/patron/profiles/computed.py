@@ -111,8 +111,14 @@ def _distinct(column: str) -> Callable[[ir.Table], ir.Scalar]:
 
 
 def _most_frequent(column: str) -> Callable[[ir.Table], ir.Scalar]:
+    """The most frequent value; among equally frequent ones, the first in sort order (a
+    plain ``mode`` picks any, and the trait would change between builds)."""
+
     def aggregate(e: ir.Table) -> ir.Scalar:
-        return e[column].mode(where=e[column].notnull())
+        values = e[column].collect(where=e[column].notnull())
+        distinct = values.unique().sort()
+        counts = distinct.map(lambda x: values.filter(lambda y: y == x).length())
+        return distinct[counts.index(counts.maxs())]
 
     return aggregate
 

@@ -42,6 +42,8 @@ TRAITS = "profile_traits"
 COMPUTED = "profile_computed"
 CONSENT = "profile_consent_history"
 _WORK = "profile_work_dirty"
+_CANDIDATES = "profile_work_candidates"
+_ATTRIBUTED = "profile_work_attributed"
 #: Meta keys: the identity generation and the declarations the profiles were built under.
 _GENERATION = "profiles_identity_generation"
 _FINGERPRINT = "profiles_fingerprint"
@@ -159,16 +161,27 @@ class Profiles:
             seqs.append(facts.semi_join(values, facts[column] == values.v).select("seq"))
         hits = ibis.union(*seqs, distinct=True)
         candidates = facts.semi_join(hits, facts.seq == hits.seq)
-        attributed = profile_events(candidates, identifiers)
+        stage = ibis.table(candidates.schema(), name=_CANDIDATES)
+        # The graph's identifiers those events carry (a few per profile, not the whole graph).
+        carried = ibis.union(
+            *(stage.select(v=stage[c]) for c in ("user_id", "anonymous_id", "external_id")), distinct=True
+        )
+        involved = identifiers.semi_join(carried, identifiers.identifier_value == carried.v)
+        attributed = profile_events(stage, involved)
         attributed = attributed.semi_join(wanted, attributed.profile_id == wanted.profile_id)
+        mine = ibis.table(attributed.schema(), name=_ATTRIBUTED)
         key = ("profile_id",)
         self.store.write(
             [
                 Replace(_WORK, dirty, temporary=True),
-                ReplaceRows(TRAITS, key, merged_traits(attributed, self.source_priority), delete=wanted),
-                ReplaceRows(COMPUTED, key, computed_traits(attributed, self.computed), delete=wanted),
-                ReplaceRows(CONSENT, key, consent_history(attributed), delete=wanted),
+                Replace(_CANDIDATES, candidates, temporary=True),
+                Replace(_ATTRIBUTED, attributed, temporary=True),
+                ReplaceRows(TRAITS, key, merged_traits(mine, self.source_priority), delete=wanted),
+                ReplaceRows(COMPUTED, key, computed_traits(mine, self.computed), delete=wanted),
+                ReplaceRows(CONSENT, key, consent_history(mine), delete=wanted),
                 DeleteRows(DIRTY, key, wanted),
+                Drop(_ATTRIBUTED),
+                Drop(_CANDIDATES),
                 Drop(_WORK),
             ],
             meta,
