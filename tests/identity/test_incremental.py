@@ -167,3 +167,27 @@ def test_probable_links_found_and_rejected_resolve_incrementally(tmp_path: Path)
         after_reject = snapshot(ws)
         ws.profiles.build(full=True)
         assert snapshot(ws) == after_reject
+
+
+def test_the_build_fingerprints_are_the_same_in_every_process(tmp_path: Path) -> None:
+    """A fingerprint that changed from one process to the next would make every build a
+    full one (hash-ordered names in the compiled SQL did, once)."""
+    import subprocess
+    import sys
+
+    with Workspace(Settings(store=tmp_path / "s.duckdb")) as ws:
+        store(ws, random_messages(3, 20))
+        ws.profiles.build()
+    script = (
+        "import sys; from pathlib import Path; from patron.config import Settings; from patron.workspace import Workspace\n"
+        "ws = Workspace(Settings(store=Path(sys.argv[1])))\n"
+        "print(ws.facts.fingerprint, ws.profiles._fingerprint(ws.store.table('event_facts'), ws.store.table('identity_identifiers')))"
+    )
+    prints = {
+        subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / "s.duckdb")], capture_output=True, text=True, check=True,
+            env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"},
+        ).stdout
+        for seed in ("1", "2", "3")
+    }  # fmt: skip
+    assert len(prints) == 1 and prints.pop().strip()

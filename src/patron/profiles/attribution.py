@@ -37,9 +37,10 @@ def profile_events(events: ir.Table, identifiers: ir.Table) -> ir.Table:
     attributed = joined.mutate(
         profile_id=ibis.coalesce(joined.user_profile, joined.anon_profile, joined.ext_profile)
     )
-    return attributed.filter(attributed.profile_id.notnull()).drop(
-        "user_key", "user_profile", "anon_key", "anon_profile", "ext_type", "ext_key", "ext_profile", "_ext_type", "_ext_id"
-    )
+    # Columns named, not dropped: a drop of several compiles in set order, and the build's
+    # fingerprint (its SQL) would differ from one process to the next.
+    kept = attributed.filter(attributed.profile_id.notnull())
+    return kept.select(*events.columns, "profile_id")
 
 
 def object_entries(attributed: ir.Table, columns: tuple[str, ...], key: str) -> ir.Table:
