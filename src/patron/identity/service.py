@@ -506,13 +506,21 @@ class IdentityGraph:
             table = table.filter(table.status == status)
         return self.store.to_pyarrow(table.order_by(ibis.desc("match_probability"))).to_pylist()
 
-    def anchors(self) -> dict[str, Identifier]:
-        """Each profile's anchor: its first-seen identifier (the one its id is named after)."""
+    def anchors(self, profiles: list[str] | None = None) -> dict[str, Identifier]:
+        """Each profile's anchor (of ``profiles``, or of all): its first-seen identifier,
+        the one its id is named after."""
+        table = self._identifiers()
+        if profiles is not None:
+            wanted = ibis.memtable(pa.table({"p": pa.array(sorted(set(profiles)), pa.string())}))
+            table = table.semi_join(wanted, table.profile_id == wanted.p)
+        rows = self.store.to_pyarrow(table.select("profile_id", "identifier_type", "identifier_value", "first_seen"))
         best: dict[str, tuple[Any, ...]] = {}
-        for row in self.store.to_pyarrow(self._identifiers()).to_pylist():
-            key = (row["first_seen"], self.merge_rules.rank(row["identifier_type"]), row["identifier_type"], row["identifier_value"])
-            if row["profile_id"] not in best or key < best[row["profile_id"]]:
-                best[row["profile_id"]] = key
+        for profile, kind, value, first in zip(
+            *(rows[c].to_pylist() for c in ("profile_id", "identifier_type", "identifier_value", "first_seen")), strict=True
+        ):
+            key = (first, self.merge_rules.rank(kind), kind, value)
+            if profile not in best or key < best[profile]:
+                best[profile] = key
         return {profile: Identifier(key[2], key[3]) for profile, key in best.items()}
 
     def add_probable(self, pairs: pa.Table) -> tuple[str, int]:
@@ -521,7 +529,8 @@ class IdentityGraph:
         now = utc_now()
         run_id = "match_" + hashlib.sha256(now.isoformat().encode()).hexdigest()[:12]
         previous = self.probable_links()
-        merged = merge_run(previous, pairs, self.anchors(), run_id, now)
+        ends = pairs.column("record_id_l").to_pylist() + pairs.column("record_id_r").to_pylist()
+        merged = merge_run(previous, pairs, self.anchors(ends), run_id, now)
         self.store.write([Replace(PROBABLE, merged)])
         return run_id, merged.num_rows - len(previous)
 
