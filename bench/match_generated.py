@@ -106,7 +106,10 @@ def generate(records: int, duplicate_share: float = 0.1, seed: int = 1) -> tuple
             elif change < 0.65:
                 dup.update(address())
             elif change < 0.8:
-                dup["email"] = f"{dup['firstName']}{rng.randint(1, 99)}@mail.example.org"
+                # A second address of the same person: never another person's (before,
+                # name + a number from 1 to 99 gave thousands of people the same address,
+                # and the deterministic graph rightly joined them).
+                dup["email"] = f"{dup['firstName']}.{dup['lastName']}{rng.randint(1, 99)}.{n}@mail.example.org"
             elif change < 0.9:
                 dup["firstName"], dup["lastName"] = dup["lastName"], dup["firstName"]
             elif dup["birthday"]:
