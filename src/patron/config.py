@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STORE = Path("patron.duckdb")
@@ -50,6 +51,17 @@ class Settings(BaseSettings):
     """Write-ahead-log size at which the store folds the log into the file (DuckDB's
     ``checkpoint_threshold``; its own default is 16MB). Larger: faster ingestion, more
     memory, a longer replay after a crash."""
+
+    memory_limit: str | None = None
+    """Most memory the engine may use for data ("4GB"); beyond it, large rebuilds spill to
+    disk. Unset: DuckDB's own default, 80% of the machine's memory."""
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_size(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\s*\d+(\.\d+)?\s*([KMGT]i?B|B)\s*", value, re.IGNORECASE):
+            raise ValueError(f"PATRON_MEMORY_LIMIT must be a size such as 512MB or 4GB, not {value!r}")
+        return value
 
     identity_default_region: str = "US"
     """Country (ISO code) for phone numbers written without a country code."""

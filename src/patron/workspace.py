@@ -40,7 +40,11 @@ class Workspace:
     @cached_property
     def store(self) -> Store:
         """The store, opened on first use."""
-        return open_store(self.settings.store, checkpoint_threshold=self.settings.checkpoint_threshold)
+        return open_store(
+            self.settings.store,
+            checkpoint_threshold=self.settings.checkpoint_threshold,
+            memory_limit=self.settings.memory_limit,
+        )
 
     @cached_property
     def collector(self) -> Collector:

@@ -89,3 +89,12 @@ def test_append_table_creates_then_appends(store_path: Path) -> None:
             store.append_table("events", pa.table({"a": ["z"]}))
     finally:
         store.close()
+
+
+def test_the_engine_keeps_to_the_memory_limit_in_settings(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    with Workspace(Settings(store=tmp_path / "s.duckdb", memory_limit="1GB")) as ws:
+        assert ws.store._query("SELECT current_setting('memory_limit')") == [("953.6 MiB",)]  # type: ignore[attr-defined]
+    with pytest.raises(ValidationError, match="PATRON_MEMORY_LIMIT must be a size"):
+        Settings(memory_limit="lots")

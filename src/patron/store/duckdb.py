@@ -137,9 +137,11 @@ class DuckDBStore:
         *,
         read_only: bool = False,
         checkpoint_threshold: str = DEFAULT_CHECKPOINT_THRESHOLD,
+        memory_limit: str | None = None,
     ) -> None:
         self.path = path
         self._checkpoint_threshold = checkpoint_threshold
+        self._memory_limit = memory_limit
         self._read_only = read_only
         self._con = con
         self._local = threading.local()
@@ -165,20 +167,21 @@ class DuckDBStore:
         *,
         read_only: bool = False,
         checkpoint_threshold: str = DEFAULT_CHECKPOINT_THRESHOLD,
+        memory_limit: str | None = None,
     ) -> DuckDBStore:
         path = Path(path)
         try:
-            con = cls._connect(path, read_only=read_only, checkpoint_threshold=checkpoint_threshold)
+            con = cls._connect(path, read_only=read_only, checkpoint_threshold=checkpoint_threshold, memory_limit=memory_limit)
         except StoreUnavailable as error:
             if read_only or not _cannot_write(path):
                 raise
             # Readable but not writable: serve reads, refuse writes (module docstring).
-            con = cls._connect(path, read_only=True, checkpoint_threshold=checkpoint_threshold)
-            store = cls(path, con, read_only=True, checkpoint_threshold=checkpoint_threshold)
+            con = cls._connect(path, read_only=True, checkpoint_threshold=checkpoint_threshold, memory_limit=memory_limit)
+            store = cls(path, con, read_only=True, checkpoint_threshold=checkpoint_threshold, memory_limit=memory_limit)
             store._read_only_reason = f"opened read-only, the file cannot be written: {error.detail}"
             _log.warning("the store %s is %s; writes will be refused", path, store._read_only_reason)
             return store
-        store = cls(path, con, read_only=read_only, checkpoint_threshold=checkpoint_threshold)
+        store = cls(path, con, read_only=read_only, checkpoint_threshold=checkpoint_threshold, memory_limit=memory_limit)
         if not read_only:
             store._migrate()
         return store
@@ -189,11 +192,13 @@ class DuckDBStore:
         return self._read_only_reason
 
     @staticmethod
-    def _connect(path: Path, *, read_only: bool, checkpoint_threshold: str) -> duckdb.DuckDBPyConnection:
+    def _connect(
+        path: Path, *, read_only: bool, checkpoint_threshold: str, memory_limit: str | None
+    ) -> duckdb.DuckDBPyConnection:
         if not read_only and path.parent and not path.parent.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return _duckdb_connect(path, read_only=read_only, checkpoint_threshold=checkpoint_threshold)
+            return _duckdb_connect(path, read_only=read_only, checkpoint_threshold=checkpoint_threshold, memory_limit=memory_limit)
         except duckdb.IOException as error:
             if _is_lock_error(error):
                 detail = str(error).split("\n")[0]
@@ -268,7 +273,7 @@ class DuckDBStore:
         # is closed; only then does connect() open the file afresh and replay the log.
         self._close_all()
         try:
-            con = _duckdb_connect(self.path, read_only=self._read_only, checkpoint_threshold=self._checkpoint_threshold)
+            con = _duckdb_connect(self.path, read_only=self._read_only, checkpoint_threshold=self._checkpoint_threshold, memory_limit=self._memory_limit)
         except (duckdb.Error, OSError):
             return  # still unwritable: keep refusing with the first error
         try:
@@ -295,11 +300,11 @@ class DuckDBStore:
             # DuckDB will not open one file both ways in one process: close, then reopen.
             self._close_all()
             try:
-                con = _duckdb_connect(self.path, read_only=False, checkpoint_threshold=self._checkpoint_threshold)
+                con = _duckdb_connect(self.path, read_only=False, checkpoint_threshold=self._checkpoint_threshold, memory_limit=self._memory_limit)
                 read_only = False
             except (duckdb.Error, OSError):
                 try:
-                    con = _duckdb_connect(self.path, read_only=True, checkpoint_threshold=self._checkpoint_threshold)
+                    con = _duckdb_connect(self.path, read_only=True, checkpoint_threshold=self._checkpoint_threshold, memory_limit=self._memory_limit)
                 except (duckdb.Error, OSError) as error:
                     self._broken = _short(error)
                     return
@@ -716,8 +721,12 @@ def _stage(cur: duckdb.DuckDBPyConnection, name: str, data: pa.Table | ir.Table)
         cur.execute(f"CREATE TEMP TABLE {name} AS {ibis.to_sql(data, dialect='duckdb')}")
 
 
-def _duckdb_connect(path: Path, *, read_only: bool, checkpoint_threshold: str) -> duckdb.DuckDBPyConnection:
+def _duckdb_connect(
+    path: Path, *, read_only: bool, checkpoint_threshold: str, memory_limit: str | None
+) -> duckdb.DuckDBPyConnection:
     config: dict[str, Any] = {} if read_only else {"checkpoint_threshold": checkpoint_threshold}
+    if memory_limit:
+        config["memory_limit"] = memory_limit
     return duckdb.connect(str(path), read_only=read_only, config=config)
 
 
