@@ -157,6 +157,10 @@ class EventFacts:
         top = self.store.execute(events.seq.max())
         if top is None and not rebuild:
             return 0
+        if top is not None:
+            # Events stored meanwhile (the server keeps writing) wait for the next refresh:
+            # the watermark written below must cover exactly what was extracted.
+            events = events.filter(events.seq <= top)
         added = int(self.store.execute(events.count()))
         extracted, facts = self._stages(events)
         into = Replace(FACTS, facts) if rebuild else Append(FACTS, facts)

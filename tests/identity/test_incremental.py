@@ -191,3 +191,24 @@ def test_the_build_fingerprints_are_the_same_in_every_process(tmp_path: Path) ->
         for seed in ("1", "2", "3")
     }  # fmt: skip
     assert len(prints) == 1 and prints.pop().strip()
+
+
+def test_facts_extract_each_event_once_while_events_keep_arriving(tmp_path: Path) -> None:
+    """Events stored between the refresh's look at the log and its write are left for the
+    next refresh, not extracted twice."""
+    with Workspace(Settings(store=tmp_path / "s.duckdb")) as ws:
+        store(ws, random_messages(5, 30))
+        ws.facts.refresh()
+        store(ws, random_messages(6, 30))
+        real_write = ws.store.write
+
+        def write_after_more_arrived(changes: Any, meta: Any = None) -> None:
+            store(ws, random_messages(7, 30))  # arrives after the refresh chose its events
+            ws.store.write = real_write  # type: ignore[method-assign]
+            real_write(changes, meta)
+
+        ws.store.write = write_after_more_arrived  # type: ignore[method-assign]
+        assert ws.facts.refresh() == 30
+        assert ws.facts.refresh() == 30
+        facts = ws.store.table("event_facts")
+        assert ws.store.execute(facts.count()) == ws.store.execute(facts.seq.nunique()) == 90
