@@ -148,8 +148,13 @@ def test_browsers_and_favourite_category_and_brand(workspace: Workspace) -> None
         {"type": "track", "userId": "u1", "event": "Product Viewed", "properties": {"category": "shoes", "brand": "Zeta"}},
         {"type": "track", "userId": "u1", "event": "Order Completed", "properties": {"products": [{"category": "hats", "brand": "Zeta"}]}},
         {"type": "track", "userId": "u1", "event": "Searched", "properties": {"category": "hats"}},  # not a product event
+        {"type": "track", "userId": "u1", "event": "Product Viewed", "properties": {"category": "bags", "brand": "Best"}},
     )
     workspace.profiles.build()
     computed = workspace.profiles.show("u1")["computed"]
     assert computed["browsers"] == ["Chrome", "Safari"]
     assert computed["top_category"] == "shoes" and computed["top_brand"] == "Zeta"
+    # Ranked: most frequent first, then equally frequent ones by name.
+    assert computed["top_categories"] == ["shoes", "bags", "hats"]
+    assert computed["top_brands"] == ["Zeta", "Acme", "Best"]
+    assert workspace.profiles.show("user_id:u1")["computed"]["top_categories"][0] == computed["top_category"]

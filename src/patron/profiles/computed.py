@@ -110,15 +110,25 @@ def _distinct(column: str) -> Callable[[ir.Table], ir.Scalar]:
     return aggregate
 
 
-def _most_frequent(column: str) -> Callable[[ir.Table], ir.Scalar]:
-    """The most frequent value; among equally frequent ones, the first in sort order (a
+def _ranked(e: ir.Table, column: str) -> ir.ArrayValue:
+    """The column's values, most frequent first; equally frequent ones in sort order (a
     plain ``mode`` picks any, and the trait would change between builds)."""
+    values = e[column].collect(where=e[column].notnull())
+    distinct = values.unique().sort()
+    counts = distinct.map(lambda x: values.filter(lambda y: y == x).length())
+    return counts.map(lambda n: -n).zip(distinct).sort().map(lambda pair: pair["f2"])
 
+
+def _most_frequent(column: str) -> Callable[[ir.Table], ir.Scalar]:
     def aggregate(e: ir.Table) -> ir.Scalar:
-        values = e[column].collect(where=e[column].notnull())
-        distinct = values.unique().sort()
-        counts = distinct.map(lambda x: values.filter(lambda y: y == x).length())
-        return distinct[counts.index(counts.maxs())]
+        return _ranked(e, column)[0]
+
+    return aggregate
+
+
+def _top(column: str, k: int = 3) -> Callable[[ir.Table], ir.Scalar]:
+    def aggregate(e: ir.Table) -> ir.Scalar:
+        return ibis.coalesce(_ranked(e, column)[:k], ibis.literal([], type=dt.Array(dt.string)))
 
     return aggregate
 
@@ -156,6 +166,8 @@ DEFAULT_COMPUTED_TRAITS: tuple[ComputedTrait, ...] = (
     ComputedTrait("browsers", "Browsers seen (from context.userAgent)", _distinct("browser")),
     ComputedTrait("top_category", "Most frequent category of products viewed, added or ordered", _most_frequent("category")),
     ComputedTrait("top_brand", "Most frequent brand of products viewed, added or ordered", _most_frequent("brand")),
+    ComputedTrait("top_categories", "Up to three categories, most frequent first", _top("category")),
+    ComputedTrait("top_brands", "Up to three brands, most frequent first", _top("brand")),
     ComputedTrait("last_campaign", "The latest campaign engaged (context.campaign.name)", _latest("campaign")),
     # Firmographic: from group calls.
     ComputedTrait("company", "Company of the latest group call (traits.name)", _latest("company")),
