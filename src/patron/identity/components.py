@@ -193,6 +193,16 @@ def edges_to_table(edges: list[Edge]) -> pa.Table:
     )
 
 
+def merge_sightings(*tables: pa.Table) -> pa.Table:
+    """Sightings of the same identifier (``SEEN_SCHEMA`` rows) folded into one: first and
+    last seen, messages added."""
+    merged = pa.concat_tables(tables).group_by(["identifier_type", "identifier_value"]).aggregate(
+        [("first_seen", "min"), ("last_seen", "max"), ("messages", "sum")]
+    )
+    renamed = merged.rename_columns({"first_seen_min": "first_seen", "last_seen_max": "last_seen", "messages_sum": "messages"})
+    return renamed.select(SEEN_SCHEMA.names).cast(SEEN_SCHEMA)
+
+
 def first_per_pair_table(edges: pa.Table) -> pa.Table:
     """One edge per pair of identifiers: the first message that linked them."""
     if edges.num_rows == 0:

@@ -30,8 +30,14 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from patron.identity.components import EDGE_INPUT_SCHEMA, SEEN_SCHEMA, edges_to_table, first_per_pair_table
-from patron.identity.graph import _PRIORITY_HINT, Edge, GraphInput, Sighting
+from patron.identity.components import (
+    EDGE_INPUT_SCHEMA,
+    SEEN_SCHEMA,
+    edges_to_table,
+    first_per_pair_table,
+    merge_sightings,
+)
+from patron.identity.graph import _PRIORITY_HINT, Edge
 from patron.identity.identifiers import (
     ANONYMOUS_ID,
     EMAIL,
@@ -195,12 +201,7 @@ def read_graph(store: Store, rules: IdentifierRules, facts: ir.Table, *, since: 
              "messages": [1] * len(sighted)},
             schema=SEEN_SCHEMA,
         )  # fmt: skip
-        merged = pa.concat_tables([seen, extra]).group_by(["identifier_type", "identifier_value"]).aggregate(
-            [("first_seen", "min"), ("last_seen", "max"), ("messages", "sum")]
-        )
-        seen = merged.rename_columns(
-            {"first_seen_min": "first_seen", "last_seen_max": "last_seen", "messages_sum": "messages"}
-        ).select(SEEN_SCHEMA.names).cast(SEEN_SCHEMA)
+        seen = merge_sightings(seen, extra)
     if aliased:
         edges = first_per_pair_table(pa.concat_tables([edges, edges_to_table(aliased)]))
     return GraphTables(seen, edges, refused_counts)
@@ -216,16 +217,6 @@ class GraphTables:
     """``EDGE_INPUT_SCHEMA``: one edge per pair, the first message that linked it."""
     refused: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
-    def objects(self) -> GraphInput:
-        """The same graph as Python objects (for small graphs: an incremental resolve)."""
-        graph = GraphInput()
-        for t, v, first, last, n in _columns(self.seen, *SEEN_SCHEMA.names):
-            graph.seen[Identifier(t, v)] = Sighting(first, last, n)
-        for at, av, bt, bv, kind, source, message, seq, when, weight in _columns(self.edges, *EDGE_INPUT_SCHEMA.names):
-            graph.edges.append(Edge(Identifier(at, av), Identifier(bt, bv), kind, source, message, seq, when, weight))
-        for key, n in self.refused.items():
-            graph.refused[key] += n
-        return graph
 
 
 def _columns(table: pa.Table, *names: str) -> Iterator[tuple[Any, ...]]:

@@ -234,24 +234,6 @@ def profile_id_for(anchor: Identifier) -> str:
     return "prof_" + hashlib.sha256(str(anchor).encode()).hexdigest()[:16]
 
 
-def identifier_table(graph: GraphInput, resolution: Resolution, cluster_of: dict[Identifier, str]) -> pa.Table:
-    """Every identifier with its profile, cluster and sightings (built column by column:
-    a dict per row costs seconds at a million identifiers)."""
-    seen = list(graph.seen.items())
-    columns = [
-        [i.type for i, _ in seen],
-        [i.value for i, _ in seen],
-        [resolution.profile_of[i] for i, _ in seen],
-        [cluster_of[i] for i, _ in seen],
-        [s.first_seen for _, s in seen],
-        [s.last_seen for _, s in seen],
-        [s.messages for _, s in seen],
-    ]
-    return pa.Table.from_arrays(
-        [pa.array(c, type=f.type) for c, f in zip(columns, IDENTIFIERS_SCHEMA, strict=True)], schema=IDENTIFIERS_SCHEMA
-    )
-
-
 IDENTIFIERS_SCHEMA = pa.schema(
     [
         ("identifier_type", pa.string()),
@@ -282,28 +264,3 @@ EDGES_SCHEMA = pa.schema(
         ("cluster", pa.string()),
     ]
 )
-
-
-def edge_table(resolution: Resolution, cluster_of: dict[Identifier, str]) -> pa.Table:
-    """Every edge with its outcome and cluster."""
-    status = resolution.edge_status
-    edges = [e for e, _, _ in status]
-    columns = [
-        [e.edge_id for e in edges],
-        [e.a.type for e in edges],
-        [e.a.value for e in edges],
-        [e.b.type for e in edges],
-        [e.b.value for e in edges],
-        [e.kind for e in edges],
-        [e.source_id for e in edges],
-        [e.message_id for e in edges],
-        [e.seq for e in edges],
-        [e.timestamp for e in edges],
-        [state for _, state, _ in status],
-        [reason for _, _, reason in status],
-        [e.weight for e in edges],
-        [cluster_of[e.a] for e in edges],
-    ]
-    return pa.Table.from_arrays(
-        [pa.array(c, type=f.type) for c, f in zip(columns, EDGES_SCHEMA, strict=True)], schema=EDGES_SCHEMA
-    )

@@ -30,20 +30,20 @@ import pyarrow.compute as pc
 
 from patron.collect.timestamps import utc_now
 from patron.facts import FACTS, EventFacts
-from patron.identity.components import edges_to_table, resolve_tables
+from patron.identity.components import (
+    EDGE_INPUT_SCHEMA,
+    SEEN_SCHEMA,
+    edges_to_table,
+    first_per_pair_table,
+    merge_sightings,
+    resolve_tables,
+)
 from patron.identity.exceptions import IdentityError, NotResolved, UnknownProfile
-from patron.identity.extraction import MAPPING, GraphTables, first_per_pair, read_graph
+from patron.identity.extraction import MAPPING, GraphTables, read_graph
 from patron.identity.graph import (
     LINKED,
     REFUSED,
-    Edge,
-    GraphInput,
     MergeRules,
-    Sighting,
-    clusters,
-    edge_table,
-    identifier_table,
-    resolve,
 )
 from patron.identity.identifiers import Identifier, IdentifierRules
 from patron.identity.probable import LINKING_STATUSES, PROBABLE, linking_edges, merge_run
@@ -64,6 +64,7 @@ _RULES = "identity_rules"
 _PROBABLE_AT = "identity_probable_links_at"
 GENERATION = "identity_generation"
 _DIRTY_SCHEMA = pa.schema([("profile_id", pa.string())])
+_KEYS_SCHEMA = pa.schema([("t", pa.string()), ("v", pa.string())])
 
 _REFUSED_SCHEMA = pa.schema(
     [("identifier_type", pa.string()), ("raw", pa.string()), ("reason", pa.string()), ("messages", pa.int64())]
@@ -228,19 +229,23 @@ class IdentityGraph:
     def _whole_graph(self, facts: Any) -> GraphTables:
         """The graph of the whole log, with the links of the probabilistic pass."""
         graph = read_graph(self.store, self.identifier_rules, facts)
-        known = pa.table(
-            {"t": graph.seen["identifier_type"], "v": graph.seen["identifier_value"]}
-        )
+        graph.edges = self._with_probable(graph.seen, graph.edges)
+        return graph
+
+    def _with_probable(self, seen: pa.Table, edges: pa.Table) -> pa.Table:
+        """``edges`` and the links of the probabilistic pass between identifiers of ``seen``."""
         probable = [r for r in self.probable_links() if r["status"] in LINKING_STATUSES]
-        if probable:
-            ends = {Identifier(r[f"{side}_type"], r[f"{side}_value"]) for r in probable for side in "ab"}
-            present = pc.is_in(
-                pc.binary_join_element_wise(known["t"], known["v"], "\x1f"),
+        if not probable:
+            return edges
+        ends = {Identifier(r[f"{side}_type"], r[f"{side}_value"]) for r in probable for side in "ab"}
+        present = seen.filter(
+            pc.is_in(
+                pc.binary_join_element_wise(seen["identifier_type"], seen["identifier_value"], "\x1f"),
                 value_set=pa.array([f"{i.type}\x1f{i.value}" for i in ends], pa.string()),
             )
-            seen_ends = {Identifier(t, v) for t, v in zip(*(known.filter(present)[c].to_pylist() for c in "tv"), strict=True)}
-            graph.edges = pa.concat_tables([graph.edges, edges_to_table(linking_edges(probable, seen_ends))])
-        return graph
+        )
+        known = {Identifier(t, v) for t, v in zip(*(present[c].to_pylist() for c in SEEN_SCHEMA.names[:2]), strict=True)}
+        return pa.concat_tables([edges, edges_to_table(linking_edges(probable, known))])
 
     def _incremental(self, since: int, top: int | None, started: float) -> ResolveReport:
         now = utc_now()
@@ -249,17 +254,24 @@ class IdentityGraph:
         if (top is None or top <= since) and not relinked:
             return self._report("incremental", 0, started)
         events = 0
-        delta = GraphInput()
+        delta = GraphTables(SEEN_SCHEMA.empty_table(), EDGE_INPUT_SCHEMA.empty_table())
         if top is not None and top > since:
             events = int(self.store.execute(facts.filter(facts.seq > since).count()))
-            delta = read_graph(self.store, self.identifier_rules, facts, since=since).objects()
+            delta = read_graph(self.store, self.identifier_rules, facts, since=since)
         # Clusters of new events, and of both ends of probable links matched, accepted or
         # rejected since the last resolve.
-        touched = set(delta.seen) | {e.a for e in delta.edges} | {e.b for e in delta.edges} | relinked
+        touched = pa.concat_tables(
+            [
+                delta.seen.select(["identifier_type", "identifier_value"]).rename_columns(["t", "v"]),
+                delta.edges.select(["a_type", "a_value"]).rename_columns(["t", "v"]),
+                delta.edges.select(["b_type", "b_value"]).rename_columns(["t", "v"]),
+                pa.table({"t": [i.type for i in relinked], "v": [i.value for i in relinked]}, schema=_KEYS_SCHEMA),
+            ]
+        )
         changes: list[Change] = []
         if delta.refused:
             changes.append(Replace(REFUSED_VALUES, _refused_table(self._stored_refused(), delta.refused)))
-        if touched:
+        if touched.num_rows:
             changes += self._resolve_clusters(delta, touched)
         meta = {_PROBABLE_AT: now.isoformat()}
         if top is not None:
@@ -279,56 +291,28 @@ class IdentityGraph:
                 ends |= {Identifier(row["a_type"], row["a_value"]), Identifier(row["b_type"], row["b_value"])}
         return ends
 
-    def _resolve_clusters(self, delta: GraphInput, touched: set[Identifier]) -> list[Change]:
-        """Resolve again every cluster the new events touch, with their stored identifiers
-        and edges and the new ones; the changes that replace those clusters."""
+    def _resolve_clusters(self, delta: GraphTables, touched: pa.Table) -> list[Change]:
+        """Resolve again every cluster ``touched`` identifiers (``t``, ``v``) belong to,
+        with their stored identifiers and edges and the new ones (``delta``); the changes
+        that replace those clusters."""
         table = self.store.table(IDENTIFIERS)
-        keys = ibis.memtable(
-            pa.table({"t": [i.type for i in touched], "v": [i.value for i in touched]})
-        )
+        keys = ibis.memtable(touched)
         hit = table.semi_join(keys, [table.identifier_type == keys.t, table.identifier_value == keys.v])
         old_clusters = self.store.to_pyarrow(hit.select("cluster").distinct())
         wanted = ibis.memtable(old_clusters.rename_columns(["c"]))
-        members = self.store.to_pyarrow(table.semi_join(wanted, table.cluster == wanted.c)).to_pylist()
-        edges_table = self.store.table(EDGES)
-        stored_edges = self.store.to_pyarrow(edges_table.semi_join(wanted, edges_table.cluster == wanted.c)).to_pylist()
-
-        graph = GraphInput()
-        previous: dict[Identifier, str] = {}
-        for row in members:
-            identifier = Identifier(row["identifier_type"], row["identifier_value"])
-            previous[identifier] = row["profile_id"]
-            graph.seen[identifier] = Sighting(row["first_seen"], row["last_seen"], row["messages"])
-        for identifier, sighting in delta.seen.items():
-            known = graph.seen.get(identifier)
-            if known is None:
-                graph.seen[identifier] = sighting
-            else:
-                known.first_seen = min(known.first_seen, sighting.first_seen)
-                known.last_seen = max(known.last_seen, sighting.last_seen)
-                known.messages += sighting.messages
-        from_messages: list[Edge] = []
-        for row in stored_edges:
-            edge = Edge(
-                Identifier(row["a_type"], row["a_value"]), Identifier(row["b_type"], row["b_value"]),
-                row["kind"], row["source_id"], row["message_id"], row["seq"], row["timestamp"], row["weight"],
-            )  # fmt: skip
-            if edge.kind != "probabilistic":  # taken below from the links' current state
-                from_messages.append(edge)
+        members = self.store.to_pyarrow(table.semi_join(wanted, table.cluster == wanted.c))
+        stored = self.store.table(EDGES)
+        # Links of the probabilistic pass are taken from their current state, below.
+        stored = stored.filter(stored.kind != "probabilistic").semi_join(wanted, stored.cluster == wanted.c)
+        seen = merge_sightings(members.select(SEEN_SCHEMA.names).cast(SEEN_SCHEMA), delta.seen)
         # A pair keeps the first message that linked it (a late event may be older).
-        graph.edges.extend(first_per_pair(from_messages + delta.edges))
-        graph.edges.extend(linking_edges(self.probable_links(), set(graph.seen)))
-        resolution = resolve(graph, self.merge_rules, self._removed())
-        cluster_of = clusters(graph.seen, graph.edges)
-        identifiers = identifier_table(graph, resolution, cluster_of)
-        edges = edge_table(resolution, cluster_of)
-        current = set(resolution.profile_of.values())
-        moved: dict[str, str] = {}
-        for identifier, old in previous.items():
-            if old not in current:
-                moved[old] = min(moved.get(old, resolution.profile_of[identifier]), resolution.profile_of[identifier])
-        redirects = self._redirects(moved, current)
-        dirty = sorted(set(previous.values()) | set(resolution.profile_of.values()))
+        edges = first_per_pair_table(
+            pa.concat_tables([self.store.to_pyarrow(stored.select(EDGE_INPUT_SCHEMA.names)).cast(EDGE_INPUT_SCHEMA), delta.edges])
+        )
+        identifiers, edges = resolve_tables(seen, self._with_probable(seen, edges), self.merge_rules, self._removed())
+        current = set(identifiers["profile_id"].to_pylist())
+        redirects = self._redirects(self._retired(identifiers), current)
+        dirty = sorted(set(members["profile_id"].to_pylist()) | current)
         return [
             ReplaceRows(IDENTIFIERS, ("cluster",), identifiers, delete=old_clusters.rename_columns(["cluster"])),
             ReplaceRows(EDGES, ("cluster",), edges, delete=old_clusters.rename_columns(["cluster"])),
