@@ -24,21 +24,29 @@ from patron.workspace import Workspace
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def random_messages(seed: int, count: int) -> list[dict[str, Any]]:
+def random_messages(seed: int, count: int, *, in_order: bool = False) -> list[dict[str, Any]]:
+    """Messages at random times over 60 days, or (``in_order``) one hour apart, as
+    events mostly arrive, with one in ten sent late (up to a week older)."""
     rng = random.Random(seed)
     users = [f"u{i}" for i in range(6)]
     anons = [f"a{i}" for i in range(14)]
     emails = [f"p{i}@shop.example" for i in range(7)]
     messages = []
     for n in range(count):
-        at = (START + timedelta(hours=rng.randint(0, 24 * 60))).isoformat().replace("+00:00", "Z")
+        hours = rng.randint(0, 24 * 60)
+        if in_order:
+            hours = n - (rng.randint(1, 24 * 7) if rng.random() < 0.1 else 0)
+        at = (START + timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
         message: dict[str, Any] = {"messageId": f"m{seed}-{n}", "timestamp": at}
         if rng.random() < 0.6:
             message["anonymousId"] = rng.choice(anons)
         if rng.random() < 0.35 or "anonymousId" not in message:
             message["userId"] = rng.choice(users)
-        kind = rng.choice(["identify", "track", "track", "page", "alias"])
-        if kind == "alias" and "userId" in message:
+        kind = rng.choice(["identify", "track", "track", "page", "alias", "group"])
+        if kind == "group":
+            company = rng.choice(["Acme", "Initech"])
+            message.update(type="group", groupId=company.lower(), traits={"name": company, "industry": "Retail"})
+        elif kind == "alias" and "userId" in message:
             message.update(type="alias", previousId=rng.choice(anons + users[:2]))
         elif kind == "identify":
             traits: dict[str, Any] = {"plan": rng.choice(["free", "pro", None])}
@@ -46,10 +54,15 @@ def random_messages(seed: int, count: int) -> list[dict[str, Any]]:
                 traits["email"] = rng.choice(emails)
             message.update(type="identify", traits=traits)
         elif kind == "page":
-            message.update(type="page", name="Home", context={"locale": rng.choice(["en-US", "fr-FR"])})
+            context: dict[str, Any] = {"locale": rng.choice(["en-US", "fr-FR"])}
+            if rng.random() < 0.4:
+                context["campaign"] = {"name": rng.choice(["spring", "summer", "sale"])}
+            message.update(type="page", name="Home", context=context)
         else:
             event = rng.choice(["Order Completed", "Product Viewed", "Consent Updated"])
-            properties: dict[str, Any] = {"revenue": rng.randint(5, 90), "category": rng.choice(["A", "B"])}
+            properties: dict[str, Any] = {"revenue": rng.randint(5, 90), "category": rng.choice(["A", "B", "C"])}
+            if rng.random() < 0.2:
+                del properties["revenue"]
             if event == "Consent Updated":
                 properties = {"categoryPreferences": {"marketing": rng.random() < 0.5}}
             message.update(type="track", event=event, properties=properties)
@@ -59,8 +72,8 @@ def random_messages(seed: int, count: int) -> list[dict[str, Any]]:
     return messages
 
 
-def store(ws: Workspace, messages: list[dict[str, Any]]) -> None:
-    prepared = ws.collector.batch({"batch": messages}, source_id="web", received_at=utc_now())
+def store(ws: Workspace, messages: list[dict[str, Any]], source_id: str = "web") -> None:
+    prepared = ws.collector.batch({"batch": messages}, source_id=source_id, received_at=utc_now())
     assert not prepared.rejections, prepared.rejections
     ws.store.append(rows_to_table(prepared.rows))
 
@@ -82,21 +95,34 @@ def snapshot(ws: Workspace) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4])
-def test_incremental_resolves_and_builds_equal_a_full_rebuild(tmp_path: Path, seed: int) -> None:
-    messages = random_messages(seed, 240)
+@pytest.mark.parametrize(
+    ("seed", "in_order", "priority"), [(1, False, []), (2, False, []), (3, True, []), (4, True, []), (5, True, ["crm"])]
+)
+def test_incremental_resolves_and_builds_equal_a_full_rebuild(
+    tmp_path: Path, seed: int, in_order: bool, priority: list[str]
+) -> None:
+    """In order, most profiles are merged (stored rows and new events); at random times
+    most are computed again (a new event older than the profile's latest one). With a
+    source priority, batches come alternately from a CRM that outranks the website."""
+    messages = random_messages(seed, 240, in_order=in_order)
     rng = random.Random(seed)
     cuts = sorted(rng.sample(range(1, len(messages)), 7))
     batches = [messages[a:b] for a, b in zip([0, *cuts], [*cuts, len(messages)], strict=True)]
-    with Workspace(Settings(store=tmp_path / "incremental.duckdb")) as incremental:
-        modes = []
-        for batch in batches:
-            store(incremental, batch)
+    sources = ["crm" if priority and n % 2 else "web" for n in range(len(batches))]
+    settings = {"profile_source_priority": priority}
+    with Workspace(Settings(store=tmp_path / "incremental.duckdb", **settings)) as incremental:
+        modes, merged, recomputed = [], 0, 0
+        for batch, source in zip(batches, sources, strict=True):
+            store(incremental, batch, source)
             report = incremental.profiles.build()
             modes.append(report.mode)
+            if report.mode == "incremental":
+                merged, recomputed = merged + report.merged, recomputed + report.recomputed
         assert modes[0] == "full" and set(modes[1:]) == {"incremental"}
-        with Workspace(Settings(store=tmp_path / "full.duckdb")) as full:
-            store(full, messages)
+        assert merged and recomputed, (merged, recomputed)
+        with Workspace(Settings(store=tmp_path / "full.duckdb", **settings)) as full:
+            for batch, source in zip(batches, sources, strict=True):
+                store(full, batch, source)
             full.profiles.build(full=True)
             expected = snapshot(full)
         got = snapshot(incremental)

@@ -62,6 +62,7 @@ MAPPING = "identity_mapping"
 #: Working tables of a resolve: each raw value with its sightings, and the normalised
 #: identifiers of each message that carries several (the messages that link).
 VALUES = "identity_work_values"
+KNOWN = "identity_work_known"
 FOUND = "identity_work_found"
 
 _MAPPING_SCHEMA = pa.schema(
@@ -154,14 +155,20 @@ def read_graph(store: Store, rules: IdentifierRules, facts: ir.Table, *, since: 
     for id_type, raw_value, reason, n in _columns(store.to_pyarrow(counts), "id_type", "raw", "reason", "messages"):
         refused_counts[(id_type, raw_value, reason)] += n
     accepted = mapping.filter(mapping.reason.isnull())
-    known = values.join(accepted, [values.kind == accepted.kind, values.raw == accepted.raw])
+    # This resolve's values with their identifiers, once: the mapping holds every value
+    # ever seen, and joining the log's identifiers to it directly costs a scan of it.
+    matched = values.join(accepted, [values.kind == accepted.kind, values.raw == accepted.raw])
+    store.write([Replace(KNOWN, matched.select(
+        "kind", "raw", "id_type", "id_value", "rank", "first_seen", "last_seen", "messages"
+    ))])  # fmt: skip
+    known = store.table(KNOWN)
     sightings = known.group_by(identifier_type=known.id_type, identifier_value=known.id_value).aggregate(
         first_seen=known.first_seen.min(), last_seen=known.last_seen.max(), messages=known.messages.sum().cast("int64")
     )
     seen = store.to_pyarrow(sightings).select(SEEN_SCHEMA.names).cast(SEEN_SCHEMA)
 
     linking = raw_identifiers(facts.filter(_carries_several(facts)))
-    joined = linking.join(accepted, [linking.kind == accepted.kind, linking.raw == accepted.raw])
+    joined = linking.join(known, [linking.kind == known.kind, linking.raw == known.raw])
     store.write([Replace(FOUND, joined.select(*[joined[c] for c in _BASE], "id_type", "id_value", "rank").distinct())])
     found = store.table(FOUND)
 

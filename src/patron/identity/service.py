@@ -63,7 +63,13 @@ _SEQ = "identity_seq"
 _RULES = "identity_rules"
 _PROBABLE_AT = "identity_probable_links_at"
 GENERATION = "identity_generation"
-_DIRTY_SCHEMA = pa.schema([("profile_id", pa.string())])
+_DIRTY_SCHEMA = pa.schema([("profile_id", pa.string()), ("change", pa.string())])
+#: How a dirty profile changed, which decides how the next build brings it up to date:
+#: ``stable`` kept every identifier it had (identifiers never seen before may have joined
+#: it; a new profile has only those), so its old events are still its own and only new
+#: ones need adding; ``recompute``: anything else (merged, split, retired ids), computed
+#: again from all its events.
+STABLE, RECOMPUTE = "stable", "recompute"
 _KEYS_SCHEMA = pa.schema([("t", pa.string()), ("v", pa.string())])
 
 _REFUSED_SCHEMA = pa.schema(
@@ -84,6 +90,30 @@ _REMOVALS_SCHEMA = pa.schema(
         ("created_at", pa.timestamp("us")),
     ]
 )
+
+
+def _changed_profiles(before: pa.Table, after: pa.Table) -> pa.Table:
+    """How each profile of re-resolved clusters changed (see :data:`STABLE`): ``before``
+    and ``after`` are those clusters' identifier rows, stored and newly resolved."""
+
+    def owners(rows: pa.Table) -> dict[tuple[str, str], str]:
+        columns = (rows[c].to_pylist() for c in ("identifier_type", "identifier_value", "profile_id"))
+        return {(t, v): p for t, v, p in zip(*columns, strict=True)}
+
+    old, new = owners(before), owners(after)
+    change: dict[str, str] = {}
+    for key, profile in new.items():
+        if old.get(key, profile) != profile:  # came from another profile
+            change[profile] = RECOMPUTE
+        else:  # never seen before, or still here
+            change.setdefault(profile, STABLE)
+    for key, profile in old.items():
+        if new.get(key) != profile:  # lost an identifier, or retired
+            change[profile] = RECOMPUTE
+    rows = sorted(change.items())
+    return pa.table(
+        {"profile_id": pa.array([p for p, _ in rows], pa.string()), "change": pa.array([c for _, c in rows], pa.string())}
+    )
 
 
 def _refused_table(*counts: dict[tuple[str, str, str], int]) -> pa.Table:
@@ -195,6 +225,11 @@ class IdentityGraph:
         ):
             return self._full(top, rules_key, started)
         return self._incremental(int(since), top, started)
+
+    def watermark(self) -> int | None:
+        """The last ``seq`` the graph has resolved (``None`` before the first resolve)."""
+        value = self.store.get_meta(_SEQ)
+        return None if value is None else int(value)
 
     def _rules_key(self) -> str:
         return hashlib.sha256(f"{self.identifier_rules!r}|{self.merge_rules!r}".encode()).hexdigest()[:16]
@@ -312,13 +347,21 @@ class IdentityGraph:
         identifiers, edges = resolve_tables(seen, self._with_probable(seen, edges), self.merge_rules, self._removed())
         current = set(identifiers["profile_id"].to_pylist())
         redirects = self._redirects(self._retired(identifiers), current)
-        dirty = sorted(set(members["profile_id"].to_pylist()) | current)
         return [
             ReplaceRows(IDENTIFIERS, ("cluster",), identifiers, delete=old_clusters.rename_columns(["cluster"])),
             ReplaceRows(EDGES, ("cluster",), edges, delete=old_clusters.rename_columns(["cluster"])),
             Replace(REDIRECTS, redirects),
-            Append(DIRTY, pa.table({"profile_id": pa.array(dirty, pa.string())})),
+            *self._dirty_changes(_changed_profiles(members, identifiers)),
         ]
+
+    def _dirty_changes(self, dirty: pa.Table) -> list[Change]:
+        """Append to the dirty list (a list written before it said how profiles changed
+        is kept, every profile in it to be computed again)."""
+        if self.store.has_table(DIRTY) and "change" not in self.store.table(DIRTY).columns:
+            earlier = self.store.to_pyarrow(self.store.table(DIRTY).select("profile_id"))
+            kept = earlier.append_column("change", pa.array([RECOMPUTE] * earlier.num_rows, pa.string()))
+            return [Replace(DIRTY, pa.concat_tables([kept, dirty]))]
+        return [Append(DIRTY, dirty)]
 
     def _report(self, mode: str, events: int, started: float) -> ResolveReport:
         table = self.store.table(IDENTIFIERS)

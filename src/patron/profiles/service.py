@@ -21,19 +21,26 @@ import ibis
 import ibis.expr.types as ir
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from patron.collect.timestamps import utc_now
 from patron.facts import FACTS
 from patron.identity.identifiers import ANONYMOUS_ID, EXTERNAL_PREFIX, USER_ID, Identifier, IdentifierRules
-from patron.identity.service import DIRTY, GENERATION, IDENTIFIERS, IdentityGraph
+from patron.identity.service import DIRTY, GENERATION, IDENTIFIERS, RECOMPUTE, IdentityGraph
 from patron.profiles.attribution import profile_events
-from patron.profiles.computed import DEFAULT_COMPUTED_TRAITS, ComputedTrait, computed_traits
-from patron.profiles.consent import consent_history
+from patron.profiles.computed import (
+    DEFAULT_COMPUTED_TRAITS,
+    LAST_EVENT,
+    ComputedTrait,
+    computed_traits,
+    merge_computed,
+)
+from patron.profiles.consent import consent_changes_after, consent_history
 from patron.profiles.erasure import ErasureReceipt, Tombstones, plan_erasure
 from patron.profiles.exceptions import ProfilesNotBuilt
 from patron.profiles.match_records import match_records
-from patron.profiles.traits import merged_traits
-from patron.store.base import DeleteRows, Drop, Replace, ReplaceRows, Store
+from patron.profiles.traits import merged_traits, newer_winners
+from patron.store.base import Append, Change, DeleteRows, Drop, Replace, ReplaceRows, Store
 
 if TYPE_CHECKING:
     from patron.identity.matching import MatchSettings
@@ -42,11 +49,16 @@ TRAITS = "profile_traits"
 COMPUTED = "profile_computed"
 CONSENT = "profile_consent_history"
 _WORK = "profile_work_dirty"
+_WORK_STABLE = "profile_work_stable"
+_WORK_RECOMPUTE = "profile_work_recompute"
+_NEW_EVENTS = "profile_work_new_events"
 _CANDIDATES = "profile_work_candidates"
 _ATTRIBUTED = "profile_work_attributed"
 #: Meta keys: the identity generation and the declarations the profiles were built under.
 _GENERATION = "profiles_identity_generation"
 _FINGERPRINT = "profiles_fingerprint"
+#: Meta key: the last event the profiles reflect (the graph's watermark at the build).
+_SEQ = "profiles_seq"
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,10 @@ class BuildReport:
     """Profiles computed by this build."""
     traits: int
     seconds: float
+    merged: int = 0
+    """Of ``rebuilt``: brought up to date from stored rows and new events only."""
+    recomputed: int = 0
+    """Of ``rebuilt``: computed from all their events."""
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -100,28 +116,36 @@ class Profiles:
 
     def build(self, *, resolve: bool = True, full: bool = False) -> BuildReport:
         """Resolve identities (unless told not to), then bring traits, computed traits and
-        consent up to date.
+        consent up to date with the events the graph has resolved.
 
         Incremental by default: only the profiles the resolves since the last build
-        marked as changed (new events, merged or split identifiers) are computed again,
-        from all their events, so the result is what a full build gives. A full build
-        runs when asked, on first use, after a full resolve, and when the computed
-        traits' declarations changed.
+        marked as changed are touched. Those that kept their identifiers and got only
+        events not older than their latest one are brought up to date from their stored
+        rows and the new events alone (each computed trait's ``merge``, see computed.py);
+        the rest are computed again from all their events. Either way the result is what
+        a full build gives. A full build runs when asked, on first use, after a full
+        resolve, and when the declarations changed.
         """
         started = time.perf_counter()
         if resolve:
             self.identity.resolve(full=full)
+        top = self.identity.watermark()
         facts = self.identity.facts.table()
+        if top is not None:  # events stored after the last resolve wait for the next one
+            facts = facts.filter(facts.seq <= top)
         identifiers = self.identity._identifiers()
-        fingerprint = self._fingerprint(facts, identifiers)
+        fingerprint = self._fingerprint(self.store.table(FACTS), identifiers)
         generation = self.store.get_meta(GENERATION) or ""
+        since = self.store.get_meta(_SEQ)
         stale = (
             full
+            or since is None
             or not self.store.has_table(COMPUTED)
             or self.store.get_meta(_GENERATION) != generation
             or self.store.get_meta(_FINGERPRINT) != fingerprint
         )
-        meta = {_GENERATION: generation, _FINGERPRINT: fingerprint}
+        meta = {_GENERATION: generation, _FINGERPRINT: fingerprint, _SEQ: str(top if top is not None else -1)}
+        counts: dict[str, int] = {}
         if stale:
             attributed = profile_events(facts, identifiers)
             self.store.write(
@@ -129,27 +153,114 @@ class Profiles:
                     Replace(TRAITS, merged_traits(attributed, self.source_priority)),
                     Replace(COMPUTED, computed_traits(attributed, self.computed)),
                     Replace(CONSENT, consent_history(attributed)),
-                    Replace(DIRTY, pa.table({"profile_id": pa.array([], pa.string())})),
+                    Replace(DIRTY, pa.table({"profile_id": pa.array([], pa.string()), "change": pa.array([], pa.string())})),
                 ],
                 meta,
             )
-            mode, rebuilt = "full", None
+            mode = "full"
         else:
-            dirty = self.store.to_pyarrow(self.store.table(DIRTY).distinct()) if self.store.has_table(DIRTY) else None
-            rebuilt = 0 if dirty is None else dirty.num_rows
-            if rebuilt:
-                self._rebuild(facts, identifiers, dirty, meta)
+            assert since is not None
+            counts = self._incremental(facts, identifiers, int(since), meta)
             mode = "incremental"
         profiles = int(self.store.execute(self.store.table(COMPUTED).count()))
         traits = int(self.store.execute(self.store.table(TRAITS).count()))
+        rebuilt = profiles if mode == "full" else counts.get("merged", 0) + counts.get("recomputed", 0)
         return BuildReport(
-            mode, profiles, profiles if rebuilt is None else rebuilt, traits, round(time.perf_counter() - started, 3)
-        )
+            mode, profiles, rebuilt, traits, round(time.perf_counter() - started, 3),
+            merged=counts.get("merged", 0), recomputed=profiles if mode == "full" else counts.get("recomputed", 0),
+        )  # fmt: skip
 
-    def _rebuild(self, facts: ir.Table, identifiers: ir.Table, dirty: pa.Table, meta: dict[str, str]) -> None:
-        """Compute the ``dirty`` profiles again from all their events, replacing their rows
-        (profiles that no longer exist, merged into another, lose theirs)."""
-        wanted = ibis.table(dirty.schema, name=_WORK)
+    def _incremental(self, facts: ir.Table, identifiers: ir.Table, since: int, meta: dict[str, str]) -> dict[str, int]:
+        """Bring the dirty profiles up to date (see :meth:`build`); how many were merged
+        and how many computed again."""
+        dirty = self._dirty()
+        if not dirty:
+            self.store.write([], meta)
+            return {}
+        recompute = {p for p, c in dirty.items() if c == RECOMPUTE}
+        mergeable = set(dirty) - recompute
+        changes: list[Change] = []
+        merged = 0
+        if mergeable:
+            new = self._new_events(facts, identifiers, since, mergeable)
+            with_events = set(new.column("profile_id").to_pylist())
+            # A trait without a merge: every profile with new events is computed again.
+            late = self._late(new, with_events) if all(t.mergeable for t in self.computed) else with_events
+            recompute |= late
+            merging = with_events - late
+            if merging:
+                changes += self._merge_changes(new, merging)
+                merged = len(merging)
+        if recompute:
+            changes += self._recompute_changes(facts, identifiers, recompute)
+        keys = pa.table({"profile_id": pa.array(sorted(dirty), pa.string())})
+        changes += [Replace(_WORK, keys, temporary=True), DeleteRows(DIRTY, ("profile_id",), ibis.table(keys.schema, name=_WORK)), Drop(_WORK)]
+        self.store.write(changes, meta)
+        return {"merged": merged, "recomputed": len(recompute)}
+
+    def _dirty(self) -> dict[str, str]:
+        """Each dirty profile with how it changed (the strongest of its marks)."""
+        if not self.store.has_table(DIRTY):
+            return {}
+        table = self.store.table(DIRTY)
+        if "change" not in table.columns:  # marked before marks said how
+            return {p: RECOMPUTE for p in self.store.to_pyarrow(table.select("profile_id").distinct())["profile_id"].to_pylist()}
+        marks: dict[str, str] = {}
+        rows = self.store.to_pyarrow(table.distinct())
+        for profile, change in zip(rows["profile_id"].to_pylist(), rows["change"].to_pylist(), strict=True):
+            if marks.get(profile) != RECOMPUTE:  # once to be computed again, always
+                marks[profile] = change
+        return marks
+
+    def _new_events(self, facts: ir.Table, identifiers: ir.Table, since: int, profiles: set[str]) -> pa.Table:
+        """The events after ``since`` of ``profiles``, attributed (a few thousand rows:
+        read by ``seq``, which the facts are stored in order of)."""
+        recent = facts.filter(facts.seq > since)
+        carried = ibis.union(
+            *(recent.select(v=recent[c]) for c in ("user_id", "anonymous_id", "external_id")), distinct=True
+        )
+        involved = identifiers.semi_join(carried, identifiers.identifier_value == carried.v)
+        attributed = self.store.to_pyarrow(profile_events(recent, involved))
+        wanted = pa.array(sorted(profiles), pa.string())
+        return attributed.filter(pc.is_in(attributed["profile_id"], value_set=wanted))
+
+    def _late(self, new: pa.Table, profiles: set[str]) -> set[str]:
+        """Of ``profiles``, those with a new event older than their latest stored one (a
+        merge would not be exact: a latest value or a consent change could fall between)."""
+        if not profiles:
+            return set()
+        mine = new.filter(pc.is_in(new["profile_id"], value_set=pa.array(sorted(profiles), pa.string())))
+        earliest = mine.group_by("profile_id").aggregate([("timestamp", "min")])
+        first = ibis.memtable(earliest.rename_columns(["profile_id", "t"]))
+        stored = self.store.table(COMPUTED)
+        late = stored.join(first, stored.profile_id == first.profile_id).filter(first.t < stored[LAST_EVENT])
+        return set(self.store.to_pyarrow(late.select("profile_id"))["profile_id"].to_pylist())
+
+    def _merge_changes(self, new: pa.Table, merging: set[str]) -> list[Change]:
+        """The changes that bring ``merging`` profiles up to date from their stored rows
+        (a new profile has none) and their new events."""
+        events = new.filter(pc.is_in(new["profile_id"], value_set=pa.array(sorted(merging), pa.string())))
+        mine = ibis.table(events.schema, name=_NEW_EVENTS)
+        kept = pa.table({"profile_id": pa.array(sorted(merging), pa.string())})
+        keys = ibis.table(kept.schema, name=_WORK_STABLE)
+        stored_computed = self.store.table(COMPUTED).semi_join(keys, "profile_id")
+        stored_consent = self.store.table(CONSENT).semi_join(keys, "profile_id")
+        key = ("profile_id",)
+        return [
+            Replace(_NEW_EVENTS, events, temporary=True),
+            Replace(_WORK_STABLE, kept, temporary=True),
+            ReplaceRows(TRAITS, ("profile_id", "trait"), newer_winners(self.store.table(TRAITS), mine, self.source_priority)),
+            ReplaceRows(COMPUTED, key, merge_computed(stored_computed, computed_traits(mine, self.computed), self.computed)),
+            Append(CONSENT, consent_changes_after(stored_consent, mine)),
+            Drop(_WORK_STABLE),
+            Drop(_NEW_EVENTS),
+        ]
+
+    def _recompute_changes(self, facts: ir.Table, identifiers: ir.Table, profiles: set[str]) -> list[Change]:
+        """The changes that compute ``profiles`` again from all their events, replacing
+        their rows (profiles that no longer exist, merged into another, lose theirs)."""
+        chosen = pa.table({"profile_id": pa.array(sorted(profiles), pa.string())})
+        wanted = ibis.table(chosen.schema, name=_WORK_RECOMPUTE)
         members = identifiers.semi_join(wanted, identifiers.profile_id == wanted.profile_id)
         # Only events that could belong to these profiles are joined to the graph: those
         # carrying one of their identifiers (three small hash joins, not a scan per event).
@@ -171,25 +282,22 @@ class Profiles:
         attributed = attributed.semi_join(wanted, attributed.profile_id == wanted.profile_id)
         mine = ibis.table(attributed.schema(), name=_ATTRIBUTED)
         key = ("profile_id",)
-        self.store.write(
-            [
-                Replace(_WORK, dirty, temporary=True),
-                Replace(_CANDIDATES, candidates, temporary=True),
-                Replace(_ATTRIBUTED, attributed, temporary=True),
-                ReplaceRows(TRAITS, key, merged_traits(mine, self.source_priority), delete=wanted),
-                ReplaceRows(COMPUTED, key, computed_traits(mine, self.computed), delete=wanted),
-                ReplaceRows(CONSENT, key, consent_history(mine), delete=wanted),
-                DeleteRows(DIRTY, key, wanted),
-                Drop(_ATTRIBUTED),
-                Drop(_CANDIDATES),
-                Drop(_WORK),
-            ],
-            meta,
-        )
+        return [
+            Replace(_WORK_RECOMPUTE, chosen, temporary=True),
+            Replace(_CANDIDATES, candidates, temporary=True),
+            Replace(_ATTRIBUTED, attributed, temporary=True),
+            ReplaceRows(TRAITS, key, merged_traits(mine, self.source_priority), delete=wanted),
+            ReplaceRows(COMPUTED, key, computed_traits(mine, self.computed), delete=wanted),
+            ReplaceRows(CONSENT, key, consent_history(mine), delete=wanted),
+            Drop(_ATTRIBUTED),
+            Drop(_CANDIDATES),
+            Drop(_WORK_RECOMPUTE),
+        ]
 
     def _fingerprint(self, facts: ir.Table, identifiers: ir.Table) -> str:
-        """Of the build's expressions: a change of declarations or settings shows here
-        (computed once per instance: compiling them takes about half a second)."""
+        """Of the build's expressions and the facts' declarations: a change of either, or
+        of settings, shows here (computed once per instance: compiling them takes about
+        half a second)."""
         if self._built_under is not None:
             return self._built_under
         attributed = profile_events(facts, identifiers)
@@ -201,6 +309,7 @@ class Profiles:
                 consent_history(attributed),
             )
         )
+        sql += "|" + self.identity.facts.fingerprint  # a fact extracted differently changes traits
         self._built_under = hashlib.sha256(sql.encode()).hexdigest()[:16]
         return self._built_under
 
@@ -296,7 +405,9 @@ class Profiles:
         total = self.store.execute(attributed.filter(attributed.profile_id == profile).count())
         consent_table = self.store.table(CONSENT)
         history = self.store.to_pyarrow(
-            consent_table.filter(consent_table.profile_id == profile).order_by(["category", "changed_at"]).drop("profile_id")
+            consent_table.filter(consent_table.profile_id == profile)
+            .order_by(["category", "changed_at", "seq"])
+            .select("category", "granted", "changed_at", "source_id", "message_id")
         ).to_pylist()
         consent = {row["category"]: row["granted"] for row in history}  # ordered: the last change wins
         return {
@@ -311,7 +422,8 @@ class Profiles:
                 }
                 for r in trait_rows
             },
-            "computed": {k: v for k, v in (computed_rows[0].items() if computed_rows else []) if k != "profile_id"},
+            # Columns named with a leading _ are the build's state, not traits (computed.py).
+            "computed": {k: v for k, v in (computed_rows[0].items() if computed_rows else []) if not k.startswith("_") and k != "profile_id"},
             "consent": {"current": consent, "history": history},
             "timeline": {"total": int(total), "limit": limit, "offset": offset, "events": self.store.to_pyarrow(page).to_pylist()},
         }

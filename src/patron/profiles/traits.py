@@ -29,13 +29,38 @@ def trait_values(attributed: ir.Table) -> ir.Table:
 
 def merged_traits(attributed: ir.Table, source_priority: Sequence[str] = ()) -> ir.Table:
     """One row per profile and trait: the winning value and its provenance."""
-    values = trait_values(attributed)
-    rank: ir.IntegerValue = ibis.literal(0)
-    if source_priority:
-        rank = ibis.cases(
-            *((values.source_id == source, position) for position, source in enumerate(source_priority)),
-            else_=len(source_priority),
-        )
+    return winning_values(trait_values(attributed), source_priority)
+
+
+def newer_winners(stored: ir.Table, attributed: ir.Table, source_priority: Sequence[str] = ()) -> ir.Table:
+    """The rows of :func:`merged_traits` that sightings in newer events (``attributed``)
+    change: per profile and trait, the best new sighting where it beats the ``stored``
+    winner. A new sighting is never older than the stored one (the build merges only
+    then), so it wins unless the stored value came from a source of higher priority; the
+    stored values themselves are never read."""
+    best = winning_values(trait_values(attributed), source_priority)
+    if not source_priority:
+        return best
+    held = stored.select(held_profile=stored.profile_id, held_trait=stored.trait, held_rank=_rank(stored, source_priority))
+    joined = best.left_join(held, (best.profile_id == held.held_profile) & (best.trait == held.held_trait))
+    wins = joined.held_rank.isnull() | (_rank(joined, source_priority) <= joined.held_rank)
+    return joined.filter(wins).select(*best.columns)
+
+
+def _rank(values: ir.Table, source_priority: Sequence[str]) -> ir.IntegerValue:
+    """A value's source rank: its place in ``source_priority`` (others after them)."""
+    if not source_priority:
+        return ibis.literal(0)
+    return ibis.cases(
+        *((values.source_id == source, position) for position, source in enumerate(source_priority)),
+        else_=len(source_priority),
+    )
+
+
+def winning_values(values: ir.Table, source_priority: Sequence[str] = ()) -> ir.Table:
+    """The winning sighting per profile and trait (``values``: ``profile_id, trait, value,
+    source_id, message_id, seq, timestamp``)."""
+    rank = _rank(values, source_priority)
     order = ibis.window(
         group_by=[values.profile_id, values.trait],
         order_by=[rank, ibis.desc(values.timestamp), ibis.desc(values.seq)],

@@ -704,8 +704,9 @@ def _delete_keyed(cur: duckdb.DuckDBPyConnection, name: str, key: tuple[str, ...
     columns = ", ".join(f'"{c}"' for c in key)
     if len(key) == 1:
         cur.execute(f'DELETE FROM "{name}" WHERE {columns} IN (SELECT {columns} FROM {keys})')
-    else:
-        cur.execute(f'DELETE FROM "{name}" WHERE ({columns}) IN (SELECT ({columns}) FROM {keys})')
+    else:  # a join: about twice as fast as a row-value IN
+        matches = " AND ".join(f'"{name}"."{c}" = {keys}."{c}"' for c in key)
+        cur.execute(f'DELETE FROM "{name}" USING {keys} WHERE {matches}')
 
 
 def _stage(cur: duckdb.DuckDBPyConnection, name: str, data: pa.Table | ir.Table) -> None:
