@@ -11,7 +11,9 @@ by later runs, each of which works on a copy). Then times, in order:
 2. a full identity resolve and a full profile build (traits, computed traits, consent),
 3. 10,000 new events (``--new-events``): orders and page views of existing customers, a
    few new customers and some anonymous visitors who then identify, stored, then the
-   incremental resolve and build (facts of the new events included).
+   incremental resolve and build (facts of the new events included),
+4. as many late events (times inside the stored history), whose profiles cannot be
+   merged and are computed again from all their events.
 
 Prints the figures and the peak memory of this process.
 """
@@ -47,15 +49,17 @@ def load(ws: Workspace, messages: Any, chunk: int = 50_000) -> int:
     return loaded
 
 
-def new_events(customers: int, count: int) -> list[dict[str, Any]]:
+def new_events(customers: int, count: int, *, month: str = "2025-01", seed: int = 5) -> list[dict[str, Any]]:
     """``count`` messages arriving after the build: 80% from existing customers, 10% from
-    new ones, 10% from anonymous visitors, half of whom identify as existing customers."""
-    rng = random.Random(5)
+    new ones, 10% from anonymous visitors, half of whom identify as existing customers.
+    Their times fall in ``month``: after the stored history (2024) by default, inside it
+    for late events."""
+    rng = random.Random(seed)
     messages: list[dict[str, Any]] = []
     fresh = synthetic_events(max(count // 200, 1), seed=SEED + 1)
     while len(messages) < count:
         roll = rng.random()
-        at = f"2025-01-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:00:00Z"
+        at = f"{month}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:00:00Z"
         if roll < 0.8:
             user = f"synthetic-{SEED}-{rng.randrange(customers)}"
             if rng.random() < 0.3:
@@ -101,6 +105,9 @@ def run(customers: int, base: Path | None, added: int) -> dict[str, object]:
             _, store_s = timed(lambda: load(ws, iter(batch)))
             incremental, incremental_s = timed(lambda: ws.profiles.build())
             mode = (incremental.mode, ws.store.get_meta("identity_seq"))
+            # Late events (times inside the history): those profiles are computed again.
+            load(ws, iter(new_events(customers, added, month="2024-06", seed=6)))
+            late, late_s = timed(lambda: ws.profiles.build())
     return {
         "customers": customers,
         "events": events,
@@ -115,7 +122,11 @@ def run(customers: int, base: Path | None, added: int) -> dict[str, object]:
         "new_events_store_s (not a target)": store_s,
         "incremental_resolve_and_build_s": incremental_s,
         "incremental_profiles_computed": incremental.rebuilt,
+        "incremental_profiles_merged": incremental.merged,
         "incremental_mode": mode[0],
+        "late_events_resolve_and_build_s (not a target)": late_s,
+        "late_profiles_merged": late.merged,
+        "late_profiles_recomputed": late.recomputed,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 

@@ -158,3 +158,38 @@ def test_browsers_and_favourite_category_and_brand(workspace: Workspace) -> None
     assert computed["top_categories"] == ["shoes", "bags", "hats"]
     assert computed["top_brands"] == ["Zeta", "Acme", "Best"]
     assert workspace.profiles.show("user_id:u1")["computed"]["top_categories"][0] == computed["top_category"]
+
+
+def test_declared_traits_merge_or_are_computed_again(workspace: Workspace) -> None:
+    """A trait with a merge and one derived from it stay exact when merged; a trait with
+    neither makes every changed profile be computed again from all its events."""
+    from patron.profiles.computed import ADD, DEFAULT_COMPUTED_TRAITS, ComputedTrait
+    from patron.profiles.service import Profiles
+
+    refunds = ComputedTrait("refunds", "Refunds", lambda e: e.count(where=e.event == "Order Refunded"), merge=ADD)
+    rate = ComputedTrait("refund_rate", "Refunds per order", None, derive=lambda row: row["refunds"] / row["order_count"])
+    slow = ComputedTrait("refunds_slow", "Refunds, no merge", lambda e: e.count(where=e.event == "Order Refunded"))
+    with pytest.raises(ValueError, match="exactly one"):
+        ComputedTrait("both", "", lambda e: e.count(), derive=lambda row: row["refunds"])
+
+    def profiles(*extra: ComputedTrait) -> Profiles:
+        return Profiles(workspace.store, workspace.identity, workspace.tombstones, DEFAULT_COMPUTED_TRAITS + extra)
+
+    refund = {"type": "track", "userId": "u1", "event": "Order Refunded", "timestamp": "2024-05-01T00:00:00Z"}
+    send(workspace, order("u1", "2024-04-01", 20.0, "o-1"), order("u1", "2024-04-02", 20.0, "o-2"), refund)
+    fast = profiles(refunds, rate)
+    fast.build()
+    send(workspace, {**refund, "messageId": "r-2", "timestamp": "2024-05-02T00:00:00Z"}, order("u1", "2024-05-03", 5.0, "o-3"))
+    report = fast.build()
+    assert (report.mode, report.merged, report.recomputed) == ("incremental", 1, 0)
+    computed = fast.show("user_id:u1")["computed"]
+    assert (computed["refunds"], computed["order_count"], computed["refund_rate"]) == (2, 3, 2 / 3)
+    assert not any(name.startswith("_") for name in computed)  # the build's state stays hidden
+
+    slower = profiles(refunds, rate, slow)
+    slower.build()  # new declarations: a full build
+    send(workspace, {**refund, "messageId": "r-3", "timestamp": "2024-05-04T00:00:00Z"})
+    report = slower.build()
+    assert (report.mode, report.merged, report.recomputed) == ("incremental", 0, 1)
+    computed = slower.show("user_id:u1")["computed"]
+    assert computed["refunds"] == computed["refunds_slow"] == 3

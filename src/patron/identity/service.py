@@ -203,7 +203,14 @@ class IdentityGraph:
         self.merge_rules = merge_rules
 
     def resolve(self, *, full: bool = False) -> ResolveReport:
-        """Bring the graph up to date with the event log and store it atomically.
+        """:meth:`update`, then the graph's counts (what ``patron identity resolve`` prints)."""
+        started = time.perf_counter()
+        mode, events = self.update(full=full)
+        return self._report(mode, events, started)
+
+    def update(self, *, full: bool = False) -> tuple[str, int]:
+        """Bring the graph up to date with the event log and store it atomically; returns
+        ``("full" | "incremental", events read)``.
 
         Incremental by default: only events stored since the last resolve are read, and
         only the clusters they touch (see :func:`~patron.identity.graph.clusters`) are
@@ -212,7 +219,6 @@ class IdentityGraph:
         splits and erasures make one themselves. Probable links found, accepted or
         rejected since the last resolve count as changes to the clusters of their ends.
         """
-        started = time.perf_counter()
         self.facts.refresh()
         top = self.facts.watermark()
         since = self.store.get_meta(_SEQ)
@@ -223,8 +229,8 @@ class IdentityGraph:
             or self.store.get_meta(_RULES) != rules_key
             or not self.store.has_table(IDENTIFIERS)
         ):
-            return self._full(top, rules_key, started)
-        return self._incremental(int(since), top, started)
+            return self._full(top, rules_key)
+        return self._incremental(int(since), top)
 
     def watermark(self) -> int | None:
         """The last ``seq`` the graph has resolved (``None`` before the first resolve)."""
@@ -234,7 +240,7 @@ class IdentityGraph:
     def _rules_key(self) -> str:
         return hashlib.sha256(f"{self.identifier_rules!r}|{self.merge_rules!r}".encode()).hexdigest()[:16]
 
-    def _full(self, top: int | None, rules_key: str, started: float) -> ResolveReport:
+    def _full(self, top: int | None, rules_key: str) -> tuple[str, int]:
         now = utc_now()
         facts = self.store.table(FACTS)
         if self.store.get_meta(_RULES) != rules_key:
@@ -259,7 +265,7 @@ class IdentityGraph:
                 _PROBABLE_AT: now.isoformat(),
             },
         )
-        return self._report("full", int(self.store.execute(facts.count())), started)
+        return "full", int(self.store.execute(facts.count()))
 
     def _whole_graph(self, facts: Any) -> GraphTables:
         """The graph of the whole log, with the links of the probabilistic pass."""
@@ -282,12 +288,12 @@ class IdentityGraph:
         known = {Identifier(t, v) for t, v in zip(*(present[c].to_pylist() for c in SEEN_SCHEMA.names[:2]), strict=True)}
         return pa.concat_tables([edges, edges_to_table(linking_edges(probable, known))])
 
-    def _incremental(self, since: int, top: int | None, started: float) -> ResolveReport:
+    def _incremental(self, since: int, top: int | None) -> tuple[str, int]:
         now = utc_now()
         facts = self.store.table(FACTS)
         relinked = self._probable_changed_since(self.store.get_meta(_PROBABLE_AT))
         if (top is None or top <= since) and not relinked:
-            return self._report("incremental", 0, started)
+            return "incremental", 0
         events = 0
         delta = GraphTables(SEEN_SCHEMA.empty_table(), EDGE_INPUT_SCHEMA.empty_table())
         if top is not None and top > since:
@@ -312,7 +318,7 @@ class IdentityGraph:
         if top is not None:
             meta[_SEQ] = str(max(top, since))
         self.store.write(changes, meta=meta)
-        return self._report("incremental", events, started)
+        return "incremental", events
 
     def _probable_changed_since(self, when: str | None) -> set[Identifier]:
         """Both ends of every probable link found or decided after ``when``."""
@@ -470,7 +476,7 @@ class IdentityGraph:
             for a, b in pairs
         ]
         self.store.append_table(REMOVALS, pa.Table.from_pylist(rows, schema=_REMOVALS_SCHEMA))
-        self.resolve(full=True)
+        self.update(full=True)
         table = self._identifiers()
         keys = [f"{m.type}\x1f{m.value}" for m in members]
         after = self.store.to_pyarrow(

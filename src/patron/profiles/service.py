@@ -128,7 +128,7 @@ class Profiles:
         """
         started = time.perf_counter()
         if resolve:
-            self.identity.resolve(full=full)
+            self.identity.update(full=full)
         top = self.identity.watermark()
         facts = self.identity.facts.table()
         if top is not None:  # events stored after the last resolve wait for the next one
@@ -316,7 +316,7 @@ class Profiles:
     def erase(self, key: str) -> ErasureReceipt:
         """Remove a person: their events, failed messages, identity records and every
         derived row; keep tombstones so they are never stored again (see erasure.py)."""
-        self.identity.resolve()  # so identifiers from the latest events are included
+        self.identity.update()  # so identifiers from the latest events are included
         profile = self.identity.profile_id(key)
         identifiers = self.store.table(IDENTIFIERS)
         rows = self.store.to_pyarrow(identifiers.filter(identifiers.profile_id == profile)).to_pylist()
