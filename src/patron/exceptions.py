@@ -10,7 +10,8 @@ HTTP layer maps ``http_status`` and ``code`` onto a JSON body.
     ├── StoreError                       patron.store.exceptions
     │   ├── StoreLocked                  another process holds the store file
     │   ├── StoreUnavailable             the store cannot be written (disk full, read-only)
-    │   └── StoreVersionError            the file was written by an unknown schema version
+    │   ├── StoreVersionError            the file was written by an unknown schema version
+    │   └── LakeError                    a lake (Parquet by day) cannot be written where asked
     ├── CollectError                     patron.collect.exceptions
     │   ├── InvalidMessage               one message breaks the tracking spec (field, reason)
     │   ├── InvalidPayload               a request body is not usable at all (JSON, gzip, size)

@@ -89,6 +89,11 @@ def test_events_commands_against_collected_data(store_path: Path, write_key: str
     assert replay == {"replayed": 0, "duplicates": 0, "still_failing": 1}
     human = patron("events", "count", "--store", str(store_path))
     assert "2 events, 1 failed" in human.stdout
+    lake = store_path.parent / "lake"
+    exported = patron("export", "events", "--to", str(lake), "--json", "--store", str(store_path))
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads(exported.stdout)["events"] == 2 and list((lake / "events").glob("day=*/*.parquet"))
+    assert_one_line_error(patron("export", "events", "--to", str(lake), "--store", str(store_path)), "already exists")
 
 
 def test_usage_errors_exit_non_zero(store_path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from patron.cli import demo, events, identity, imports, keys, profiles, quality
+from patron.cli import demo, events, export, identity, imports, keys, profiles, quality
 from patron.cli.options import StoreOption
 from patron.cli.output import console, print_error
 
@@ -25,6 +25,7 @@ app.add_typer(imports.app, name="import")
 app.add_typer(identity.app, name="identity")
 app.add_typer(profiles.app, name="profiles")
 app.add_typer(quality.app, name="quality")
+app.add_typer(export.app, name="export")
 app.command("demo")(demo.demo)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ibis
@@ -12,6 +14,7 @@ from patron.collect.service import Collector
 from patron.collect.spec import Rejection, rows_to_table
 from patron.collect.timestamps import utc_now
 from patron.store.base import Store
+from patron.store.lake import ExportReport, discard, new_lake_folder, publish
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,21 @@ class EventLog:
             first_timestamp=span["first"].isoformat() if span["first"] else None,
             last_timestamp=span["last"].isoformat() if span["last"] else None,
         )
+
+    def export(self, to: Path) -> ExportReport:
+        """Write the event log as a lake (Parquet files by day, store/lake.py) at ``to``,
+        which must not exist or be empty; all of it or, on any failure, nothing."""
+        started = time.perf_counter()
+        to = to.expanduser().absolute()
+        work = new_lake_folder(to)
+        try:
+            written = self.store.export_events(work)
+            report = ExportReport(path=str(to), seconds=round(time.perf_counter() - started, 3), **written)
+            publish(work, to, report)
+        except BaseException:
+            discard(work)
+            raise
+        return report
 
     def tail(self, n: int = 10) -> list[dict[str, Any]]:
         """The ``n`` most recently stored events, oldest first."""

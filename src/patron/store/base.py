@@ -139,6 +139,12 @@ class Store(Protocol):
         """Append rows to a table of records people made, creating it on first use."""
         ...
 
+    def export_events(self, folder: Path) -> dict[str, Any]:
+        """Write the whole event log into ``folder`` (an empty one) as the lake's Parquet
+        files partitioned by day (store/lake.py), from one snapshot; returns what was
+        written: ``events``, ``days``, ``first_day``, ``last_day``, ``max_seq``."""
+        ...
+
     def json_values(self, table: ir.Table, column: str, paths: dict[str, str]) -> ir.Table:
         """``table`` with one more string column per ``paths`` item (name -> dotted path
         into the JSON text in ``column``), every path read in one parse of each row."""

@@ -50,7 +50,7 @@ import ibis.expr.datatypes as dt
 import pyarrow as pa
 
 from patron.store.base import Append, AppendResult, Change, DeleteRows, Drop, KeyRecord, Replace
-from patron.store.exceptions import StoreLocked, StoreUnavailable, StoreVersionError
+from patron.store.exceptions import LakeError, StoreLocked, StoreUnavailable, StoreVersionError
 from patron.store.tables import EVENT_COLUMNS, FAILED_COLUMNS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -375,6 +375,32 @@ class DuckDBStore:
                     cur.unregister("_patron_new_failed")
                 failed_stored = failed.num_rows
         return AppendResult(inserted=inserted, failed_stored=failed_stored)
+
+    def export_events(self, folder: Path) -> dict[str, Any]:
+        from patron.store.lake import EVENTS_DIR, PARTITION
+
+        target = str(folder / EVENTS_DIR).replace("'", "''")
+        day = "CAST(timestamp AS DATE)"
+        with self._in_use():
+            cur = self._cursor()
+            try:
+                cur.execute("BEGIN TRANSACTION")  # one snapshot for the files and the counts
+                try:
+                    cur.execute(
+                        f"COPY (SELECT *, {day} AS {PARTITION} FROM events ORDER BY seq) TO '{target}' "
+                        f"(FORMAT parquet, PARTITION_BY ({PARTITION}), FILENAME_PATTERN 'part-{{i}}')"
+                    )
+                    row = cur.execute(
+                        f"SELECT count(*), count(DISTINCT {day}), CAST(min({day}) AS VARCHAR), "
+                        f"CAST(max({day}) AS VARCHAR), max(seq) FROM events"
+                    ).fetchone()
+                finally:
+                    cur.execute("ROLLBACK")  # nothing to keep: it only read
+            except duckdb.Error as error:
+                raise LakeError(f"cannot write the lake in {folder}: {_short(error)}") from None
+        assert row is not None
+        events, days, first_day, last_day, max_seq = row
+        return {"events": events, "days": days, "first_day": first_day, "last_day": last_day, "max_seq": max_seq}
 
     def events(self) -> ir.Table:
         with self._in_use(), self._read_lock:

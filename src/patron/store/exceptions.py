@@ -52,3 +52,10 @@ class StoreVersionError(StoreError):
             f"the store {path} has schema version {found}, this Patron knows up to "
             f"{supported}; upgrade Patron (pip install -U patron)"
         )
+
+
+class LakeError(StoreError):
+    """A lake (Parquet files by day, store/lake.py) cannot be written or read where asked."""
+
+    http_status = 400
+    code = "lake_error"
