@@ -183,7 +183,8 @@ def facts_for(traits: tuple[ComputedTrait, ...]) -> tuple[Fact, ...]:
 
 def _distinct(column: str) -> Callable[[ir.Table], ir.Scalar]:
     def aggregate(e: ir.Table) -> ir.Scalar:
-        seen = e[column].collect(distinct=True, order_by=e[column])
+        # Sorted after collecting: an ordered aggregate is not portable (PySpark refuses it).
+        seen = e[column].collect(distinct=True).sort()
         return ibis.coalesce(seen, ibis.literal([], type=dt.Array(dt.string)))  # none seen: an empty list
 
     return aggregate
@@ -229,7 +230,10 @@ def _top(state: str, k: int | None) -> Callable[[ir.Table], ir.Value]:
 
     def derive(row: ir.Table) -> ir.Value:
         ranked = _ranked(row[state])
-        return ranked[0] if k is None else ranked[:k]
+        if k is not None:
+            return ranked[:k]
+        # Guarded: Spark (ANSI mode) raises on the first element of an empty list.
+        return ibis.ifelse(ranked.length() > 0, ranked[0], ibis.null(dt.string))
 
     return derive
 
