@@ -49,7 +49,7 @@ TRAITS = "profile_traits"
 COMPUTED = "profile_computed"
 CONSENT = "profile_consent_history"
 _WORK = "profile_work_dirty"
-_WORK_STABLE = "profile_work_stable"
+_WORK_MERGING = "profile_work_merging"
 _WORK_RECOMPUTE = "profile_work_recompute"
 _NEW_EVENTS = "profile_work_new_events"
 _CANDIDATES = "profile_work_candidates"
@@ -194,7 +194,8 @@ class Profiles:
         if recompute:
             changes += self._recompute_changes(facts, identifiers, recompute)
         keys = pa.table({"profile_id": pa.array(sorted(dirty), pa.string())})
-        changes += [Replace(_WORK, keys, temporary=True), DeleteRows(DIRTY, ("profile_id",), ibis.table(keys.schema, name=_WORK)), Drop(_WORK)]
+        processed = ibis.table(keys.schema, name=_WORK)
+        changes += [Replace(_WORK, keys, temporary=True), DeleteRows(DIRTY, ("profile_id",), processed), Drop(_WORK)]
         self.store.write(changes, meta)
         return {"merged": merged, "recomputed": len(recompute)}
 
@@ -242,17 +243,17 @@ class Profiles:
         events = new.filter(pc.is_in(new["profile_id"], value_set=pa.array(sorted(merging), pa.string())))
         mine = ibis.table(events.schema, name=_NEW_EVENTS)
         kept = pa.table({"profile_id": pa.array(sorted(merging), pa.string())})
-        keys = ibis.table(kept.schema, name=_WORK_STABLE)
+        keys = ibis.table(kept.schema, name=_WORK_MERGING)
         stored_computed = self.store.table(COMPUTED).semi_join(keys, "profile_id")
         stored_consent = self.store.table(CONSENT).semi_join(keys, "profile_id")
         key = ("profile_id",)
         return [
             Replace(_NEW_EVENTS, events, temporary=True),
-            Replace(_WORK_STABLE, kept, temporary=True),
+            Replace(_WORK_MERGING, kept, temporary=True),
             ReplaceRows(TRAITS, ("profile_id", "trait"), newer_winners(self.store.table(TRAITS), mine, self.source_priority)),
             ReplaceRows(COMPUTED, key, merge_computed(stored_computed, computed_traits(mine, self.computed), self.computed)),
             Append(CONSENT, consent_changes_after(stored_consent, mine)),
-            Drop(_WORK_STABLE),
+            Drop(_WORK_MERGING),
             Drop(_NEW_EVENTS),
         ]
 
