@@ -63,7 +63,7 @@ _SEQ = "identity_seq"
 _RULES = "identity_rules"
 _PROBABLE_AT = "identity_probable_links_at"
 GENERATION = "identity_generation"
-_DIRTY_SCHEMA = pa.schema([("profile_id", pa.string()), ("change", pa.string())])
+DIRTY_SCHEMA = pa.schema([("profile_id", pa.string()), ("change", pa.string())])
 #: How a dirty profile changed, which decides how the next build brings it up to date:
 #: ``stable`` kept every identifier it had (identifiers never seen before may have joined
 #: it; a new profile has only those), so its old events are still its own and only new
@@ -111,9 +111,7 @@ def _changed_profiles(before: pa.Table, after: pa.Table) -> pa.Table:
         if new.get(key) != profile:  # lost an identifier, or retired
             change[profile] = RECOMPUTE
     rows = sorted(change.items())
-    return pa.table(
-        {"profile_id": pa.array([p for p, _ in rows], pa.string()), "change": pa.array([c for _, c in rows], pa.string())}
-    )
+    return pa.Table.from_pylist([{"profile_id": p, "change": c} for p, c in rows], schema=DIRTY_SCHEMA)
 
 
 def _refused_table(*counts: dict[tuple[str, str, str], int]) -> pa.Table:
@@ -256,7 +254,7 @@ class IdentityGraph:
                 Replace(EDGES, edges),
                 Replace(REFUSED_VALUES, refused),
                 Replace(REDIRECTS, redirects),
-                Replace(DIRTY, _DIRTY_SCHEMA.empty_table()),
+                Replace(DIRTY, DIRTY_SCHEMA.empty_table()),
             ],
             meta={
                 _SEQ: str(top if top is not None else -1),

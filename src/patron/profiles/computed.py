@@ -83,11 +83,6 @@ class ComputedTrait:
     def mergeable(self) -> bool:
         return self.derive is not None or self.merge is not None
 
-    @property
-    def internal(self) -> bool:
-        """State for other traits' merges, kept out of every view."""
-        return self.name.startswith("_")
-
 
 #: Merges of the common aggregates (``old`` stored, ``new`` over the new events only).
 def EARLIEST(old: Sides, new: Sides) -> ir.Value:

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 from patron.collect.timestamps import utc_now
 from patron.facts import FACTS
 from patron.identity.identifiers import ANONYMOUS_ID, EXTERNAL_PREFIX, USER_ID, Identifier, IdentifierRules
-from patron.identity.service import DIRTY, GENERATION, IDENTIFIERS, RECOMPUTE, IdentityGraph
+from patron.identity.service import DIRTY, DIRTY_SCHEMA, GENERATION, IDENTIFIERS, RECOMPUTE, IdentityGraph
 from patron.profiles.attribution import profile_events
 from patron.profiles.computed import (
     DEFAULT_COMPUTED_TRAITS,
@@ -96,6 +96,13 @@ class MatchReport:
         return dict(self.__dict__)
 
 
+def _carried(events: ir.Table, identifiers: ir.Table) -> ir.Table:
+    """The graph's identifiers that ``events`` carry (a few per profile, not the whole
+    graph): all that attributing those events needs."""
+    values = ibis.union(*(events.select(v=events[c]) for c in ("user_id", "anonymous_id", "external_id")), distinct=True)
+    return identifiers.semi_join(values, identifiers.identifier_value == values.v)
+
+
 class Profiles:
     """The single customer view (``workspace.profiles``)."""
 
@@ -153,7 +160,7 @@ class Profiles:
                     Replace(TRAITS, merged_traits(attributed, self.source_priority)),
                     Replace(COMPUTED, computed_traits(attributed, self.computed)),
                     Replace(CONSENT, consent_history(attributed)),
-                    Replace(DIRTY, pa.table({"profile_id": pa.array([], pa.string()), "change": pa.array([], pa.string())})),
+                    Replace(DIRTY, DIRTY_SCHEMA.empty_table()),
                 ],
                 meta,
             )
@@ -203,11 +210,10 @@ class Profiles:
         """Each dirty profile with how it changed (the strongest of its marks)."""
         if not self.store.has_table(DIRTY):
             return {}
-        table = self.store.table(DIRTY)
-        if "change" not in table.columns:  # marked before marks said how
-            return {p: RECOMPUTE for p in self.store.to_pyarrow(table.select("profile_id").distinct())["profile_id"].to_pylist()}
+        # (A list from before marks said how is never read here: such stores have no
+        # profiles_seq, so their next build is a full one.)
         marks: dict[str, str] = {}
-        rows = self.store.to_pyarrow(table.distinct())
+        rows = self.store.to_pyarrow(self.store.table(DIRTY).distinct())
         for profile, change in zip(rows["profile_id"].to_pylist(), rows["change"].to_pylist(), strict=True):
             if marks.get(profile) != RECOMPUTE:  # once to be computed again, always
                 marks[profile] = change
@@ -217,11 +223,7 @@ class Profiles:
         """The events after ``since`` of ``profiles``, attributed (a few thousand rows:
         read by ``seq``, which the facts are stored in order of)."""
         recent = facts.filter(facts.seq > since)
-        carried = ibis.union(
-            *(recent.select(v=recent[c]) for c in ("user_id", "anonymous_id", "external_id")), distinct=True
-        )
-        involved = identifiers.semi_join(carried, identifiers.identifier_value == carried.v)
-        attributed = self.store.to_pyarrow(profile_events(recent, involved))
+        attributed = self.store.to_pyarrow(profile_events(recent, _carried(recent, identifiers)))
         wanted = pa.array(sorted(profiles), pa.string())
         return attributed.filter(pc.is_in(attributed["profile_id"], value_set=wanted))
 
@@ -274,12 +276,7 @@ class Profiles:
         hits = ibis.union(*seqs, distinct=True)
         candidates = facts.semi_join(hits, facts.seq == hits.seq)
         stage = ibis.table(candidates.schema(), name=_CANDIDATES)
-        # The graph's identifiers those events carry (a few per profile, not the whole graph).
-        carried = ibis.union(
-            *(stage.select(v=stage[c]) for c in ("user_id", "anonymous_id", "external_id")), distinct=True
-        )
-        involved = identifiers.semi_join(carried, identifiers.identifier_value == carried.v)
-        attributed = profile_events(stage, involved)
+        attributed = profile_events(stage, _carried(stage, identifiers))
         attributed = attributed.semi_join(wanted, attributed.profile_id == wanted.profile_id)
         mine = ibis.table(attributed.schema(), name=_ATTRIBUTED)
         key = ("profile_id",)

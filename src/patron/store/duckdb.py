@@ -51,6 +51,7 @@ import pyarrow as pa
 
 from patron.store.base import Append, AppendResult, Change, DeleteRows, Drop, KeyRecord, Replace
 from patron.store.exceptions import LakeError, StoreLocked, StoreUnavailable, StoreVersionError
+from patron.store.lake import EVENTS_DIR, PARTITION
 from patron.store.tables import EVENT_COLUMNS, FAILED_COLUMNS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -377,8 +378,6 @@ class DuckDBStore:
         return AppendResult(inserted=inserted, failed_stored=failed_stored)
 
     def export_events(self, folder: Path) -> dict[str, Any]:
-        from patron.store.lake import EVENTS_DIR, PARTITION
-
         target = str(folder / EVENTS_DIR).replace("'", "''")
         day = "CAST(timestamp AS DATE)"
         with self._in_use():
