@@ -4,12 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from patron.config import Settings
 from patron.workspace import Workspace
 from tests.servers import PatronServer
+
+#: The parity suite's Spark: local mode on two cores, as the issue asks.
+SPARK_MASTER = "local[2]"
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One Spark session (a JVM) for the whole run: starting one takes 5-15 s."""
+    from patron.store.spark import spark_session
+
+    session = spark_session(SPARK_MASTER, {"spark.sql.shuffle.partitions": "4"})
+    yield session
+    session.stop()
 
 
 @pytest.fixture

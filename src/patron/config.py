@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,8 +22,22 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PATRON_", extra="ignore")
 
-    store: Path = Field(DEFAULT_STORE, description="Path of the embedded DuckDB store file.")
-    """Path of the embedded DuckDB store file."""
+    store: Path = Field(DEFAULT_STORE, description="The DuckDB store file, or with backend spark the lake folder.")
+    """Path of the embedded DuckDB store file; with ``backend = "spark"``, the lake's
+    folder (written by ``patron export events --to PATH``)."""
+
+    backend: Literal["duckdb", "spark"] = "duckdb"
+    """The engine that stores and computes: the embedded DuckDB file (default), or Apache
+    Spark on a lake of Parquet files (``pip install 'patron[spark]'``, Java 17)."""
+
+    spark_master: str = "local[*]"
+    """Where Spark runs with ``backend = "spark"``: ``local[*]`` (every core of this
+    machine), ``local[4]``, ``spark://host:7077``, ``yarn``, ``k8s://...``. Ignored
+    under ``spark-submit``, which sets the master itself."""
+
+    spark_conf: dict[str, str] = {}
+    """More Spark settings, e.g. ``{"spark.driver.memory": "8g"}``
+    (``PATRON_SPARK_CONF='{"spark.driver.memory": "8g"}'``)."""
 
     host: str = "127.0.0.1"
     """Interface the HTTP server binds to."""
@@ -104,6 +119,11 @@ class Settings(BaseSettings):
     def max_future(self) -> timedelta:
         return timedelta(seconds=self.max_future_seconds)
 
-    def with_store(self, store: Path | None) -> Settings:
-        """A copy with ``store`` replaced, when given (the ``--store`` option)."""
-        return self if store is None else self.model_copy(update={"store": store})
+    def with_store(self, store: Path | None, backend: str | None = None) -> Settings:
+        """A copy with ``store`` and ``backend`` replaced, when given (``--store``, ``--backend``)."""
+        update: dict[str, object] = {}
+        if store is not None:
+            update["store"] = store
+        if backend is not None:
+            update["backend"] = backend
+        return self.model_copy(update=update) if update else self

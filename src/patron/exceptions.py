@@ -11,7 +11,9 @@ HTTP layer maps ``http_status`` and ``code`` onto a JSON body.
     │   ├── StoreLocked                  another process holds the store file
     │   ├── StoreUnavailable             the store cannot be written (disk full, read-only)
     │   ├── StoreVersionError            the file was written by an unknown schema version
-    │   └── LakeError                    a lake (Parquet by day) cannot be written where asked
+    │   ├── LakeError                    a lake (Parquet by day) cannot be written or read where asked
+    │   ├── BackendUnavailable           PATRON_BACKEND's engine cannot start (pyspark, Java)
+    │   └── NotOnThisStore               an operation the chosen store does not do (Spark: collect)
     ├── CollectError                     patron.collect.exceptions
     │   ├── InvalidMessage               one message breaks the tracking spec (field, reason)
     │   ├── InvalidPayload               a request body is not usable at all (JSON, gzip, size)

@@ -42,6 +42,9 @@ class Workspace:
         """The store, opened on first use."""
         return open_store(
             self.settings.store,
+            backend=self.settings.backend,
+            spark_master=self.settings.spark_master,
+            spark_conf=self.settings.spark_conf,
             checkpoint_threshold=self.settings.checkpoint_threshold,
             memory_limit=self.settings.memory_limit,
         )

@@ -74,3 +74,56 @@ def test_an_existing_folder_is_refused_and_a_failure_leaves_nothing(tmp_path: Pa
         (tmp_path / "empty").mkdir()
         del ws.store.export_events
         assert ws.events.export(tmp_path / "empty").events == 5
+
+
+def lake_rows(lake: Path) -> list[dict]:
+    from patron.store.lake import committed_files
+
+    files = committed_files(lake)
+    dataset = ds.dataset([str(f) for f in files], format="parquet", partitioning="hive")
+    return dataset.to_table().sort_by("seq").to_pylist()
+
+
+def test_appends_add_only_new_events_numbered_after_the_lake(tmp_path: Path) -> None:
+    """Two collection stores feed one lake: each append takes what its store took since
+    its last one, and ``seq`` goes on from the lake's last number."""
+    lake = tmp_path / "lake"
+    with Workspace(Settings(store=tmp_path / "a.duckdb")) as a, Workspace(Settings(store=tmp_path / "b.duckdb")) as b:
+        stored(a, MESSAGES[:20])
+        first = a.events.export(lake, append=True)  # a new lake: a whole export
+        assert (first.events, first.appended, first.max_seq) == (20, 0, 20)
+        stored(b, [dict(m, messageId=f"b{i}") for i, m in enumerate(MESSAGES[20:30])])
+        second = b.events.export(lake, append=True, feeder="node-b")
+        assert (second.events, second.appended, second.max_seq) == (10, 1, 30)
+        stored(a, MESSAGES[30:45])
+        third = a.events.export(lake, append=True)
+        assert (third.events, third.appended, third.max_seq) == (15, 2, 45)
+        assert b.events.export(lake, append=True, feeder="node-b").events == 0  # nothing new
+    rows = lake_rows(lake)
+    assert [r["seq"] for r in rows] == list(range(1, 46))
+    assert [r["message_id"] for r in rows] == [f"m{i}" for i in range(20)] + [f"b{i}" for i in range(10)] + [
+        f"m{i}" for i in range(30, 45)
+    ]
+    manifest = json.loads((lake / MANIFEST).read_text())
+    assert (manifest["events"], manifest["appended"], manifest["max_seq"]) == (45, 2, 45)
+    assert manifest["feeders"]["node-b"] == 10 and sorted(manifest["feeders"].values()) == [10, 35]
+    assert manifest["days"] == len(list((lake / EVENTS_DIR).iterdir()))
+
+
+def test_files_of_an_append_that_died_are_ignored_then_replaced(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    with Workspace(Settings(store=tmp_path / "a.duckdb")) as a:
+        stored(a, MESSAGES[:10])
+        a.events.export(lake)
+        # An append that wrote its files but died before committing the manifest.
+        day = lake / EVENTS_DIR / "day=2024-01-02"
+        day.mkdir(exist_ok=True)
+        (day / "inc-000001-0.parquet").write_bytes((next((lake / EVENTS_DIR).glob("*/*.parquet"))).read_bytes())
+        assert len(lake_rows(lake)) == 10
+        stored(a, MESSAGES[10:14])
+        assert a.events.export(lake, append=True).events == 4
+        assert [r["seq"] for r in lake_rows(lake)] == list(range(1, 15))
+        with pytest.raises(LakeError, match="not a lake"):
+            (tmp_path / "other").mkdir()
+            (tmp_path / "other" / "x").write_text("")
+            a.events.export(tmp_path / "other", append=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -19,6 +20,28 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+class Backend(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+@app.callback()
+def options(
+    backend: Annotated[
+        Backend | None,
+        typer.Option(
+            "--backend",
+            help="Engine: duckdb (the embedded store, default) or spark (a lake folder as --store; "
+            "pip install 'patron\\[spark]'). Or PATRON_BACKEND.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Patron: collect customer events, build profiles, segment, predict, reward, act."""
+    if backend is not None:  # every command reads its settings from the environment
+        os.environ["PATRON_BACKEND"] = backend.value
+
+
 app.add_typer(keys.app, name="keys")
 app.add_typer(events.app, name="events")
 app.add_typer(imports.app, name="import")
@@ -43,6 +66,13 @@ def serve(
     from patron.workspace import Workspace
 
     settings = Settings().with_store(store)
+    if settings.backend != "duckdb":
+        from patron.store.exceptions import NotOnThisStore
+
+        raise NotOnThisStore(
+            "the collection service runs on the embedded store (PATRON_BACKEND=duckdb); its events reach "
+            "the Spark lake with `patron export events --to LAKE --append`"
+        )
     settings = settings.model_copy(
         update={k: v for k, v in (("host", host), ("port", port)) if v is not None}
     )

@@ -14,9 +14,8 @@ StoreOption = Annotated[
     Path | None,
     typer.Option(
         "--store",
-        help="Store file (default ./patron.duckdb, or PATRON_STORE).",
+        help="Store file (default ./patron.duckdb, or PATRON_STORE); with --backend spark, the lake folder.",
         show_default=False,
-        dir_okay=False,
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]

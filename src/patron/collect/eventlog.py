@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ from patron.collect.spec import Rejection, rows_to_table
 from patron.collect.timestamps import utc_now
 from patron.store.base import Store
 from patron.store.lake import ExportReport, discard, new_lake_folder, publish
+from patron.store.lake import append as append_to_lake
 
 
 @dataclass(frozen=True)
@@ -75,16 +78,32 @@ class EventLog:
             last_timestamp=span["last"].isoformat() if span["last"] else None,
         )
 
-    def export(self, to: Path) -> ExportReport:
+    def export(self, to: Path, *, append: bool = False, feeder: str | None = None) -> ExportReport:
         """Write the event log as a lake (Parquet files by day, store/lake.py) at ``to``,
-        which must not exist or be empty; all of it or, on any failure, nothing."""
+        which must not exist or be empty; all of it or, on any failure, nothing.
+
+        With ``append``, an existing lake gets the events this store took since its
+        last append to it (all of them the first time), numbered after the lake's; a
+        missing or empty ``to`` gets a whole export. ``feeder`` names this store in the
+        lake's manifest (default: host name and store path), so several collection
+        nodes can feed one lake.
+        """
         started = time.perf_counter()
         to = to.expanduser().absolute()
+        feeder = feeder or f"{socket.gethostname()}:{Path(self.store.path).absolute()}"
+        if append and to.is_dir() and any(to.iterdir()):
+
+            def write(folder: Path, after: int | None, offset: int, prefix: str) -> dict[str, Any]:
+                return self.store.export_events(folder, after_seq=after, seq_offset=offset, prefix=prefix)
+
+            report = append_to_lake(to, feeder, write)
+            return dataclasses.replace(report, seconds=round(time.perf_counter() - started, 3))
         work = new_lake_folder(to)
         try:
             written = self.store.export_events(work)
+            source_max_seq = written.pop("source_max_seq")
             report = ExportReport(path=str(to), seconds=round(time.perf_counter() - started, 3), **written)
-            publish(work, to, report)
+            publish(work, to, report, feeder, source_max_seq)
         except BaseException:
             discard(work)
             raise

@@ -23,7 +23,12 @@ def _entries(attributed: ir.Table) -> ir.Table:
     """profile_id, source_id, message_id, seq, timestamp, category, granted: every
     category's state in every message."""
     entries = object_entries(attributed, ("consent", "consent_update"), "category")
-    valued = entries.mutate(granted=entries.entry.bool).drop("entry")
+    # Compared as JSON text rather than read with ``.bool``: the same on every engine
+    # (Ibis runs ``.bool`` on Spark as a Python function per row).
+    text = entries.entry.cast("string")
+    valued = entries.mutate(granted=ibis.cases((text == "true", True), (text == "false", False), else_=None)).drop(
+        "entry"
+    )
     return valued.filter(valued.granted.notnull())
 
 

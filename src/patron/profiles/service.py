@@ -189,14 +189,14 @@ class Profiles:
         changes: list[Change] = []
         merged = 0
         if mergeable:
-            new = self._new_events(facts, identifiers, since, mergeable)
+            new, schema = self._new_events(facts, identifiers, since, mergeable)
             with_events = set(new.column("profile_id").to_pylist())
             # A trait without a merge: every profile with new events is computed again.
             late = self._late(new, with_events) if all(t.mergeable for t in self.computed) else with_events
             recompute |= late
             merging = with_events - late
             if merging:
-                changes += self._merge_changes(new, merging)
+                changes += self._merge_changes(new, schema, merging)
                 merged = len(merging)
         if recompute:
             changes += self._recompute_changes(facts, identifiers, recompute)
@@ -219,13 +219,18 @@ class Profiles:
                 marks[profile] = change
         return marks
 
-    def _new_events(self, facts: ir.Table, identifiers: ir.Table, since: int, profiles: set[str]) -> pa.Table:
+    def _new_events(
+        self, facts: ir.Table, identifiers: ir.Table, since: int, profiles: set[str]
+    ) -> tuple[pa.Table, ibis.Schema]:
         """The events after ``since`` of ``profiles``, attributed (a few thousand rows:
-        read by ``seq``, which the facts are stored in order of)."""
+        read by ``seq``, which the facts are stored in order of), and their schema in
+        the engine's types (Arrow's would differ on Spark: ``timestamp(6)`` for
+        ``timestamp``)."""
         recent = facts.filter(facts.seq > since)
-        attributed = self.store.to_pyarrow(profile_events(recent, _carried(recent, identifiers)))
+        expr = profile_events(recent, _carried(recent, identifiers))
+        attributed = self.store.to_pyarrow(expr)
         wanted = pa.array(sorted(profiles), pa.string())
-        return attributed.filter(pc.is_in(attributed["profile_id"], value_set=wanted))
+        return attributed.filter(pc.is_in(attributed["profile_id"], value_set=wanted)), expr.schema()
 
     def _late(self, new: pa.Table, profiles: set[str]) -> set[str]:
         """Of ``profiles``, those with a new event older than their latest stored one (a
@@ -239,11 +244,11 @@ class Profiles:
         late = stored.join(first, stored.profile_id == first.profile_id).filter(first.t < stored[LAST_EVENT])
         return set(self.store.to_pyarrow(late.select("profile_id"))["profile_id"].to_pylist())
 
-    def _merge_changes(self, new: pa.Table, merging: set[str]) -> list[Change]:
+    def _merge_changes(self, new: pa.Table, schema: ibis.Schema, merging: set[str]) -> list[Change]:
         """The changes that bring ``merging`` profiles up to date from their stored rows
         (a new profile has none) and their new events."""
         events = new.filter(pc.is_in(new["profile_id"], value_set=pa.array(sorted(merging), pa.string())))
-        mine = ibis.table(events.schema, name=_NEW_EVENTS)
+        mine = ibis.table(schema, name=_NEW_EVENTS)
         kept = pa.table({"profile_id": pa.array(sorted(merging), pa.string())})
         keys = ibis.table(kept.schema, name=_WORK_MERGING)
         stored_computed = self.store.table(COMPUTED).semi_join(keys, "profile_id")

@@ -11,13 +11,30 @@ from pathlib import Path
 from patron.store.base import AppendResult, Store
 from patron.store.exceptions import StoreError, StoreLocked, StoreUnavailable
 
-__all__ = ["AppendResult", "Store", "StoreError", "StoreLocked", "StoreUnavailable", "open_store"]
+__all__ = ["BACKENDS", "AppendResult", "Store", "StoreError", "StoreLocked", "StoreUnavailable", "open_store"]
+
+
+BACKENDS = ("duckdb", "spark")
 
 
 def open_store(
-    path: Path, *, read_only: bool = False, checkpoint_threshold: str | None = None, memory_limit: str | None = None
+    path: Path,
+    *,
+    backend: str = "duckdb",
+    read_only: bool = False,
+    checkpoint_threshold: str | None = None,
+    memory_limit: str | None = None,
+    spark_master: str | None = None,
+    spark_conf: dict[str, str] | None = None,
 ) -> Store:
-    """Open (creating if needed) the embedded store at ``path``."""
+    """Open the store at ``path``: the embedded DuckDB file (created if needed), or with
+    ``backend="spark"`` the lake folder, computed by Spark (store/spark.py)."""
+    if backend == "spark":
+        from patron.store.spark import DEFAULT_MASTER, SparkStore
+
+        return SparkStore.open(path, master=spark_master or DEFAULT_MASTER, conf=spark_conf)
+    if backend != "duckdb":
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     from patron.store.duckdb import DEFAULT_CHECKPOINT_THRESHOLD, DuckDBStore
 
     return DuckDBStore.open(

@@ -139,10 +139,16 @@ class Store(Protocol):
         """Append rows to a table of records people made, creating it on first use."""
         ...
 
-    def export_events(self, folder: Path) -> dict[str, Any]:
-        """Write the whole event log into ``folder`` (an empty one) as the lake's Parquet
-        files partitioned by day (store/lake.py), from one snapshot; returns what was
-        written: ``events``, ``days``, ``first_day``, ``last_day``, ``max_seq``."""
+    def export_events(
+        self, folder: Path, *, after_seq: int | None = None, seq_offset: int | None = None, prefix: str = "part"
+    ) -> dict[str, Any]:
+        """Write the event log (the events after ``after_seq`` when given) into
+        ``folder`` as the lake's Parquet files partitioned by day (store/lake.py), named
+        ``{prefix}-N.parquet``, from one snapshot. With ``seq_offset``, the files' ``seq``
+        is renumbered ``seq_offset + 1, + 2, ...`` in the log's order (the lake's own
+        numbering when several stores feed it). Returns ``events``, ``days``,
+        ``first_day``, ``last_day``, ``max_seq`` (in the files) and ``source_max_seq``
+        (the last of this store's numbers written)."""
         ...
 
     def json_values(self, table: ir.Table, column: str, paths: dict[str, str]) -> ir.Table:

@@ -377,21 +377,26 @@ class DuckDBStore:
                 failed_stored = failed.num_rows
         return AppendResult(inserted=inserted, failed_stored=failed_stored)
 
-    def export_events(self, folder: Path) -> dict[str, Any]:
+    def export_events(
+        self, folder: Path, *, after_seq: int | None = None, seq_offset: int | None = None, prefix: str = "part"
+    ) -> dict[str, Any]:
         target = str(folder / EVENTS_DIR).replace("'", "''")
         day = "CAST(timestamp AS DATE)"
+        rows = "events" if after_seq is None else f"events WHERE seq > {int(after_seq)}"
+        seq = "seq" if seq_offset is None else f"{int(seq_offset)} + row_number() OVER (ORDER BY seq) AS seq"
+        _check_table_name(prefix.replace("-", "_"))
         with self._in_use():
             cur = self._cursor()
             try:
                 cur.execute("BEGIN TRANSACTION")  # one snapshot for the files and the counts
                 try:
                     cur.execute(
-                        f"COPY (SELECT *, {day} AS {PARTITION} FROM events ORDER BY seq) TO '{target}' "
-                        f"(FORMAT parquet, PARTITION_BY ({PARTITION}), FILENAME_PATTERN 'part-{{i}}')"
+                        f"COPY (SELECT {seq}, * EXCLUDE (seq), {day} AS {PARTITION} FROM {rows} ORDER BY seq) "
+                        f"TO '{target}' (FORMAT parquet, PARTITION_BY ({PARTITION}), FILENAME_PATTERN '{prefix}-{{i}}')"
                     )
                     row = cur.execute(
                         f"SELECT count(*), count(DISTINCT {day}), CAST(min({day}) AS VARCHAR), "
-                        f"CAST(max({day}) AS VARCHAR), max(seq) FROM events"
+                        f"CAST(max({day}) AS VARCHAR), max(seq) FROM {rows}"
                     ).fetchone()
                 finally:
                     cur.execute("ROLLBACK")  # nothing to keep: it only read
@@ -399,7 +404,11 @@ class DuckDBStore:
                 raise LakeError(f"cannot write the lake in {folder}: {_short(error)}") from None
         assert row is not None
         events, days, first_day, last_day, max_seq = row
-        return {"events": events, "days": days, "first_day": first_day, "last_day": last_day, "max_seq": max_seq}
+        lake_max = max_seq if seq_offset is None or not events else seq_offset + events
+        return {
+            "events": events, "days": days, "first_day": first_day, "last_day": last_day,
+            "max_seq": lake_max, "source_max_seq": max_seq,
+        }  # fmt: skip
 
     def events(self) -> ir.Table:
         with self._in_use(), self._read_lock:

@@ -59,3 +59,17 @@ class LakeError(StoreError):
 
     http_status = 400
     code = "lake_error"
+
+
+class BackendUnavailable(StoreError):
+    """The engine chosen by ``PATRON_BACKEND`` cannot start: a package or Java missing."""
+
+    http_status = 503
+    code = "backend_unavailable"
+
+
+class NotOnThisStore(StoreError):
+    """An operation the chosen store does not do (the Spark store does not collect)."""
+
+    http_status = 400
+    code = "not_on_this_store"

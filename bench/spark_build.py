@@ -1,0 +1,135 @@
+"""The full profile build on DuckDB and on Spark, side by side (issue 4's figures).
+
+    .venv/bin/python -m bench.spark_build --events 5000000
+    .venv/bin/python -m bench.spark_build --events 20000000 --cores 2 --cores 4
+
+Generates about 22 messages per customer (``patron.demo.synthetic``) until the store
+holds ``--events`` events, and keeps that store in bench/results/ so later runs reuse
+it (loading is not timed). Then, on a copy:
+
+1. DuckDB: the full build (facts extraction, identity resolve, profiles), timed;
+2. the export of the event log to a lake (``patron export events``), timed;
+3. Spark in local mode on each ``--cores`` count: the same full build on the lake,
+   timed, after the session has started (its start is reported apart);
+4. a check that both engines made the same number of profiles, identifiers and traits.
+
+Each Spark run is a separate process (a JVM's cores are fixed when it starts). The
+processes' peak memory is reported: Python's and, for Spark, the JVM's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import RESULTS
+from bench.profiles_build import SEED, load
+from patron.config import Settings
+from patron.demo.synthetic import synthetic_events
+from patron.workspace import Workspace
+
+EVENTS_PER_CUSTOMER = 22.6  # what synthetic_events makes on average (bench/profiles_build)
+
+
+def base_store(events: int) -> Path:
+    """A store with about ``events`` events, loaded once and kept."""
+    path = RESULTS / f"spark-base-{events}.duckdb"
+    if not path.exists():
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        with Workspace(Settings(store=partial)) as ws:
+            load(ws, synthetic_events(int(events / EVENTS_PER_CUSTOMER), seed=SEED))
+            ws.store.checkpoint()
+        partial.rename(path)
+    return path
+
+
+def counts(ws: Workspace) -> dict[str, int]:
+    store = ws.store
+    return {
+        name: int(store.execute(store.table(name).count()))
+        for name in ("identity_identifiers", "identity_edges", "profile_computed", "profile_traits", "profile_consent_history")
+    }
+
+
+def duckdb_build(path: Path) -> dict[str, Any]:
+    with Workspace(Settings(store=path)) as ws:
+        events = int(ws.store.execute(ws.store.events().count()))
+        began = time.perf_counter()
+        report = ws.profiles.build(full=True)
+        seconds = time.perf_counter() - began
+        lake = path.parent / "lake"
+        exported = ws.events.export(lake)
+        return {
+            "events": events,
+            "duckdb_build_s": round(seconds, 1),
+            "profiles": report.profiles,
+            "export_s": exported.seconds,
+            "duckdb_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "counts": counts(ws),
+        }
+
+
+def spark_build(lake: Path, cores: int, driver_memory: str) -> dict[str, Any]:
+    """Run in a child process: ``python -m bench.spark_build --child LAKE CORES MEMORY``."""
+    conf = {"spark.driver.memory": driver_memory, "spark.sql.shuffle.partitions": str(4 * cores)}
+    settings = Settings(store=lake, backend="spark", spark_master=f"local[{cores}]", spark_conf=conf)
+    began = time.perf_counter()
+    with Workspace(settings) as ws:
+        ws.store.events()
+        started = time.perf_counter() - began
+        began = time.perf_counter()
+        report = ws.profiles.build(full=True)
+        seconds = time.perf_counter() - began
+        result = {"cores": cores, "session_start_s": round(started, 1), "spark_build_s": round(seconds, 1),
+                  "profiles": report.profiles, "counts": counts(ws)}  # fmt: skip
+    result["python_peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    result["jvm_peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+    return result
+
+
+def run(events: int, cores: list[int], driver_memory: str) -> dict[str, Any]:
+    base = base_store(events)
+    with tempfile.TemporaryDirectory(dir=RESULTS) as folder:
+        path = Path(folder) / "bench.duckdb"
+        shutil.copy(base, path)
+        result = duckdb_build(path)
+        lake = Path(folder) / "lake"
+        result["spark"] = []
+        for n in cores:
+            child = subprocess.run(
+                [sys.executable, "-m", "bench.spark_build", "--child", str(lake), str(n), driver_memory],
+                check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            shutil.rmtree(lake / "_patron", ignore_errors=True)  # each run builds from nothing
+            spark = json.loads(child.stdout.strip().splitlines()[-1])
+            spark["same_counts_as_duckdb"] = spark.pop("counts") == result["counts"]
+            spark["ratio_to_duckdb"] = round(spark["spark_build_s"] / result["duckdb_build_s"], 2)
+            result["spark"].append(spark)
+    return result
+
+
+def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        print(json.dumps(spark_build(Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4])))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, action="append", help="events in the store (repeatable)")
+    parser.add_argument("--cores", type=int, action="append", help="Spark local cores (repeatable; default 2)")
+    parser.add_argument("--driver-memory", default="8g", help="spark.driver.memory (local mode: all of Spark)")
+    args = parser.parse_args()
+    for events in args.events or [5_000_000]:
+        print(json.dumps(run(events, args.cores or [2], args.driver_memory), indent=2), flush=True)
+
+
+if __name__ == "__main__":
+    main()
