@@ -81,11 +81,7 @@ def _full_name(cll: Any, cl: Any) -> Any:
     def swapped(threshold: float | None) -> Any:
         if threshold is None:
             return cll.ColumnsReversedLevel(first, last, symmetrical=True)
-        return cll.CustomLevel(
-            f"jaro_winkler_similarity(first_name_l, last_name_r) >= {threshold} "
-            f"AND jaro_winkler_similarity(last_name_l, first_name_r) >= {threshold}",
-            base_dialect_str="duckdb",
-        )
+        return _swapped_names_similar(first, last, threshold)
 
     levels = [
         cll.And(cll.NullLevel(first), cll.NullLevel(last)).configure(
@@ -299,3 +295,29 @@ def _comparison_columns(present: set[str], custom: Sequence[str]) -> dict[str, s
     if address:
         groups["address"] = address
     return groups
+
+
+def _swapped_similar_class() -> Any:
+    from splink.internals.comparison_level_creator import ComparisonLevelCreator
+
+    class SwappedNamesSimilar(ComparisonLevelCreator):
+        """First name like the other's last name and the other way round, in the
+        engine's own spelling of Jaro-Winkler (``jaro_winkler_similarity`` on DuckDB,
+        Splink's ``jaro_winkler`` function on Spark)."""
+
+        def __init__(self, first: str, last: str, threshold: float) -> None:
+            self.first, self.last, self.threshold = first, last, threshold
+
+        def create_sql(self, sql_dialect: Any) -> str:
+            jw = sql_dialect.jaro_winkler_function_name
+            a, b, t = self.first, self.last, self.threshold
+            return f"{jw}({a}_l, {b}_r) >= {t} AND {jw}({b}_l, {a}_r) >= {t}"
+
+        def create_label_for_charts(self) -> str:
+            return f"first and last name swapped, Jaro-Winkler >= {self.threshold}"
+
+    return SwappedNamesSimilar
+
+
+def _swapped_names_similar(first: str, last: str, threshold: float) -> Any:
+    return _swapped_similar_class()(first, last, threshold)
