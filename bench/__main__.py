@@ -1,9 +1,10 @@
 """`make bench` / `python -m bench`: run the benchmarks and print their figures.
 
-    python -m bench                 # all four, full length (60 s load runs, 1,000,000 rows,
-                                    # 1,000,000 customers and about 22,000,000 events)
+    python -m bench                 # all five, full length (60 s load runs, 1,000,000 rows,
+                                    # 1,000,000 customers and about 22,000,000 events, and the
+                                    # 20,000,000-event build on DuckDB and Spark local[1], local[2])
     python -m bench --quick         # 10 s load runs, 200,000 rows, 50,000 customers
-    python -m bench --only ingest   # one of: ingest, track, orders, profiles (repeatable)
+    python -m bench --only ingest   # one of: ingest, track, orders, profiles, spark (repeatable)
 
 The profiles benchmark keeps its loaded store in bench/results/ (``--base``), so only
 the first full run pays the 15 minutes or so of loading.
@@ -23,7 +24,7 @@ from typing import Any
 
 from bench.common import RESULTS, machine
 
-NAMES = ("ingest", "track", "orders", "profiles")
+NAMES = ("ingest", "track", "orders", "profiles", "spark")
 
 
 def cpu_idle_share(seconds: float = 1.0) -> float:
@@ -73,6 +74,11 @@ def main() -> None:
             from bench import import_orders
 
             result = import_orders.run(rows=rows)
+        elif name == "spark":
+            from bench import spark_build
+
+            events = 1_000_000 if args.quick else 20_000_000
+            result = spark_build.run(events, [1, 2], "12g")
         else:
             from bench import profiles_build
 

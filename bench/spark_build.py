@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -30,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS
+from bench.common import RESULTS, vm_hwm_kib
 from bench.profiles_build import SEED, load
 from patron.config import Settings
 from patron.demo.synthetic import synthetic_events
@@ -61,17 +62,33 @@ def counts(ws: Workspace) -> dict[str, int]:
     }
 
 
+def stages(ws: Workspace) -> tuple[dict[str, float], Any]:
+    """The full build in its three stages, each timed: facts extraction, identity
+    resolve, profiles (traits, computed traits, consent)."""
+    times = {}
+    began = time.perf_counter()
+    ws.facts.refresh(full=True)
+    times["facts_s"] = round(time.perf_counter() - began, 1)
+    began = time.perf_counter()
+    ws.identity.resolve(full=True)
+    times["resolve_s"] = round(time.perf_counter() - began, 1)
+    began = time.perf_counter()
+    report = ws.profiles.build(resolve=False, full=True)
+    times["profiles_s"] = round(time.perf_counter() - began, 1)
+    times["build_s"] = round(sum(times.values()), 1)
+    return times, report
+
+
 def duckdb_build(path: Path) -> dict[str, Any]:
     with Workspace(Settings(store=path)) as ws:
         events = int(ws.store.execute(ws.store.events().count()))
-        began = time.perf_counter()
-        report = ws.profiles.build(full=True)
-        seconds = time.perf_counter() - began
+        times, report = stages(ws)
         lake = path.parent / "lake"
         exported = ws.events.export(lake)
         return {
             "events": events,
-            "duckdb_build_s": round(seconds, 1),
+            "duckdb_build_s": times["build_s"],
+            "duckdb_stages": times,
             "profiles": report.profiles,
             "export_s": exported.seconds,
             "duckdb_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
@@ -87,13 +104,13 @@ def spark_build(lake: Path, cores: int, driver_memory: str) -> dict[str, Any]:
     with Workspace(settings) as ws:
         ws.store.events()
         started = time.perf_counter() - began
-        began = time.perf_counter()
-        report = ws.profiles.build(full=True)
-        seconds = time.perf_counter() - began
-        result = {"cores": cores, "session_start_s": round(started, 1), "spark_build_s": round(seconds, 1),
-                  "profiles": report.profiles, "counts": counts(ws)}  # fmt: skip
-    result["python_peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    result["jvm_peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+        times, report = stages(ws)
+        result = {"cores": cores, "session_start_s": round(started, 1), "spark_build_s": times["build_s"],
+                  "spark_stages": times, "profiles": report.profiles, "counts": counts(ws)}  # fmt: skip
+        # The JVM pyspark launched (its gateway process), and this interpreter: peak resident memory.
+        launched = getattr(ws.store.session.sparkContext._gateway, "proc", None)  # type: ignore[attr-defined]
+        result["jvm_peak_rss_mib"] = round((vm_hwm_kib(launched.pid) or 0) / 1024) if launched else None
+        result["python_peak_rss_mib"] = round((vm_hwm_kib(os.getpid()) or 0) / 1024)
     return result
 
 

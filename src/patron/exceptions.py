@@ -29,7 +29,9 @@ HTTP layer maps ``http_status`` and ``code`` onto a JSON body.
         ├── UnknownProfile               no profile id or identifier by that name
         ├── NotResolved                  the identity graph is not built yet
         ├── MatchingUnavailable          Splink (patron[match]) is not installed
-        └── InvalidMatchInput            records the probabilistic matcher cannot use
+        ├── InvalidMatchInput            records the probabilistic matcher cannot use
+        ├── InvalidEdges                 identity.clusters: edges that are not a graph
+        └── ComponentsNotConverged       identity.clusters: labels still changing after the last round
 """
 
 from __future__ import annotations

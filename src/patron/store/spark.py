@@ -277,14 +277,16 @@ class SparkStore:
         return self._session.sql(self._ibis.compile(table))
 
     def execute(self, expr: ir.Expr) -> Any:
-        """Run an expression: a scalar comes back as a Python value (``None`` for a NULL,
-        as on DuckDB), anything else as pandas."""
+        """Run an expression into Python values, as the DuckDB store does: a scalar (``None``
+        for a NULL), a column as a list, a table as a list of rows."""
         import ibis.expr.types as ir
 
+        result = self.to_pyarrow(expr.as_table())
         if isinstance(expr, ir.Scalar):
-            return self.to_pyarrow(expr.as_table()).column(0)[0].as_py()
-        self._current()
-        return self._ibis.execute(expr)
+            return result.column(0)[0].as_py()
+        if isinstance(expr, ir.Column):
+            return result.column(0).to_pylist()
+        return result.to_pylist()
 
     def to_pyarrow(self, expr: ir.Table) -> pa.Table:
         table = self._dataframe(expr).toArrow()
