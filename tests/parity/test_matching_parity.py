@@ -7,7 +7,7 @@ import random
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bench.match_febrl import load_febrl3, score
+from bench.match_febrl import components, load_febrl3, score
 from patron.identity.clusters import connected_components
 from patron.identity.matching import ProbabilisticMatcher
 from tests.parity.conftest import Pipeline
@@ -47,21 +47,7 @@ def test_connected_components_in_the_engine(pipeline: Pipeline) -> None:
     store.write([Replace("parity_edges", table)])
     result = connected_components(store, store.table("parity_edges"), into="parity_labels")
     labels = {r["node"]: r["label"] for r in store.to_pyarrow(store.table(result.table)).to_pylist()}
-    # The expected partition, by a union-find in Python: each label is its component's smallest node.
-    parent = {n: n for pair in edges for n in pair}
-
-    def root(n: str) -> str:
-        while parent[n] != n:
-            parent[n] = parent[parent[n]]
-            n = parent[n]
-        return n
-
-    for a, b in edges:
-        ra, rb = root(a), root(b)
-        parent[max(ra, rb)] = min(ra, rb)
-    members: dict[str, list[str]] = {}
-    for n in parent:
-        members.setdefault(root(n), []).append(n)
-    expected = {n: min(group) for group in members.values() for n in group}
+    # The expected partition, by the union-find in Python: each label is its component's smallest node.
+    expected = {n: min(group) for group in components(edges) for n in group}
     assert labels == expected and labels["c60"] == "c0"
     assert result.iterations < 20 and not store.has_table("parity_labels_work_0")
