@@ -28,18 +28,18 @@ for n, message in enumerate(AWKWARD):  # the same ids and times in every store
     message.update(messageId=f"awkward-{n}", timestamp=f"2024-02-0{n + 1}T12:00:00Z")
 
 
-#: Facts that hold JSON text (objects, arrays): compared as parsed values. Engines spell
-#: some numbers differently (DuckDB ``1e-7``, Spark ``1.0E-7``) and Spark escapes
-#: characters outside the BMP inside objects; the values are the same.
+#: Facts that hold JSON text (objects, arrays): compared as parsed values. Engines write
+#: the same values differently: Spark's variant orders an object's keys and spells some
+#: numbers its own way (``-0.0`` as ``0``, ``1e-7`` as ``1.0E-7``).
 JSON_FACTS = ("traits", "context_traits", "external_ids", "consent", "consent_update")
 
 
-def facts(ws: object) -> list[tuple[str, ...]]:
+def facts(ws: object) -> list[dict[str, object]]:
     store = ws.store  # type: ignore[attr-defined]
     table = ws.facts.table()  # type: ignore[attr-defined]
     rows = store.to_pyarrow(table.drop("seq")).to_pylist()
     parsed = [{k: orjson.loads(v) if k in JSON_FACTS and v is not None else v for k, v in row.items()} for row in rows]
-    return sorted(tuple(f"{k}={v!r}" for k, v in row.items()) for row in parsed)
+    return sorted(parsed, key=lambda row: str(row["message_id"]))
 
 
 def test_facts_are_the_same_text(pipeline: Pipeline, reference: object) -> None:
@@ -47,8 +47,9 @@ def test_facts_are_the_same_text(pipeline: Pipeline, reference: object) -> None:
     collect(reference, AWKWARD)  # type: ignore[arg-type]
     got, expected = facts(pipeline.workspace), facts(reference)
     assert got == expected
-    assert any("email='Zoë@Example.com'" in row for row in expected)
-    assert any("external_id='77'" in row for row in expected) and any("category='Bags & Shoes'" in row for row in expected)
+    assert any(row["email"] == "Zoë@Example.com" for row in expected)
+    assert any(row["external_id"] == "77" for row in expected)
+    assert any(row.get("category") == "Bags & Shoes" for row in expected)
 
 
 def test_traits_and_consent_read_the_same_values(pipeline: Pipeline, reference: object) -> None:

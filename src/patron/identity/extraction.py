@@ -20,7 +20,7 @@ only normalises values never seen before.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +48,7 @@ from patron.identity.identifiers import (
     IdentifierRules,
     RefusedIdentifier,
 )
-from patron.store.base import Append, Change, Replace, Store
+from patron.store.base import Append, Change, Drop, Replace, Store
 
 #: The stored graph's identifiers (service.py), read to tell a user id from an anonymous id.
 IDENTIFIERS_TABLE = "identity_identifiers"
@@ -64,6 +64,9 @@ MAPPING = "identity_mapping"
 VALUES = "identity_work_values"
 KNOWN = "identity_work_known"
 FOUND = "identity_work_found"
+#: The graph a resolve in the engine reads (:func:`read_graph_in_engine`).
+SEEN = "identity_work_seen"
+LINKS = "identity_work_links"
 
 _MAPPING_SCHEMA = pa.schema(
     [("kind", pa.string()), ("raw", pa.string()), ("id_type", pa.string()), ("id_value", pa.string()),
@@ -114,12 +117,17 @@ def _normalise_new(store: Store, rules: IdentifierRules, values: ir.Table, *, pr
             rows.append((kind, raw, outcome.type, outcome.value, _PRIORITY_HINT.get(outcome.type, 9), None))
     columns: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in _MAPPING_SCHEMA]
     table = pa.Table.from_arrays(
-        [pa.array(c, type=f.type) for c, f in zip(columns, _MAPPING_SCHEMA, strict=True)], schema=_MAPPING_SCHEMA
+        [pa.array(c, type=f.type) for c, f in zip(columns, _MAPPING_SCHEMA, strict=True)],
+        schema=_MAPPING_SCHEMA,
     )
     changes: list[Change] = [Append(MAPPING, table)]
     if prune and store.has_table(MAPPING):
         mapping = store.table(MAPPING)
-        changes.append(Replace(MAPPING, mapping.semi_join(values, [mapping.kind == values.kind, mapping.raw == values.raw])))
+        changes.append(
+            Replace(
+                MAPPING, mapping.semi_join(values, [mapping.kind == values.kind, mapping.raw == values.raw])
+            )
+        )
     store.write(changes)
 
 
@@ -134,11 +142,101 @@ def _carries_several(facts: ir.Table) -> ir.BooleanValue:
     return total >= 2
 
 
-def read_graph(store: Store, rules: IdentifierRules, facts: ir.Table, *, since: int | None = None) -> GraphTables:
+def read_graph(
+    store: Store, rules: IdentifierRules, facts: ir.Table, *, since: int | None = None
+) -> GraphTables:
     """Identifiers, their sightings, and the distinct links of the events in ``facts``
-    (only those with ``seq`` above ``since`` when given: an incremental resolve)."""
+    (only those with ``seq`` above ``since`` when given: an incremental resolve), as
+    tables in Python."""
     if since is not None:
         facts = facts.filter(facts.seq > since)
+    sightings, links, refused_counts = _graph_expressions(store, rules, facts, prune=since is None)
+    seen = store.to_pyarrow(sightings).select(SEEN_SCHEMA.names).cast(SEEN_SCHEMA)
+    edges = store.to_pyarrow(links).cast(EDGE_INPUT_SCHEMA)
+    users = seen.filter(pc.equal(seen["identifier_type"], USER_ID))
+
+    def known(previous: pa.Array) -> set[str]:
+        return set(
+            users.filter(pc.is_in(users["identifier_value"], value_set=previous))[
+                "identifier_value"
+            ].to_pylist()
+        )
+
+    sighted, aliased, alias_refused = _aliases(store, facts, rules, known)
+    for key, n in alias_refused.items():
+        refused_counts[key] += n
+    if sighted:
+        seen = merge_sightings(seen, _sightings_table(sighted))
+    if aliased:
+        edges = first_per_pair_table(pa.concat_tables([edges, edges_to_table(aliased)]))
+    return GraphTables(seen, edges, refused_counts)
+
+
+def read_graph_in_engine(store: Store, rules: IdentifierRules, facts: ir.Table) -> EngineGraph:
+    """The graph of the whole log as :func:`read_graph` reads it, left in the engine: the
+    work tables :data:`SEEN` (``SEEN_SCHEMA``) and :data:`LINKS` (``EDGE_INPUT_SCHEMA``).
+    Only alias calls come to Python (their previous id is told apart there)."""
+    sightings, links, refused_counts = _graph_expressions(store, rules, facts, prune=True)
+    store.write([Replace(SEEN, sightings.select(SEEN_SCHEMA.names)), Replace(LINKS, links)])
+    seen = store.table(SEEN)
+
+    def known(previous: pa.Array) -> set[str]:
+        wanted = ibis.memtable(pa.table({"v": pa.array(sorted(set(previous.to_pylist())), pa.string())}))
+        users = seen.filter(seen.identifier_type == USER_ID)
+        hits = users.semi_join(wanted, users.identifier_value == wanted.v).select("identifier_value")
+        return set(store.to_pyarrow(hits).column(0).to_pylist())
+
+    sighted, aliased, alias_refused = _aliases(store, facts, rules, known)
+    for key, n in alias_refused.items():
+        refused_counts[key] += n
+    merges: dict[str, ir.Table] = {}
+    if sighted:
+        extra = ibis.memtable(_sightings_table(sighted)).cast(seen.schema())
+        both = ibis.union(seen, extra, distinct=False)
+        merges[SEEN] = both.group_by(["identifier_type", "identifier_value"]).aggregate(
+            first_seen=both.first_seen.min(),
+            last_seen=both.last_seen.max(),
+            messages=both.messages.sum().cast("int64"),
+        )
+    if aliased:
+        stored = store.table(LINKS)
+        extra_links = ibis.memtable(edges_to_table(aliased)).cast(stored.schema())
+        merges[LINKS] = first_of_each_pair(ibis.union(stored, extra_links, distinct=False))
+    if merges:  # through other tables: a table is not replaced by rows read from itself
+        store.write([Replace(f"{name}_merged", data) for name, data in merges.items()])
+        store.write(
+            [
+                *(Replace(name, store.table(f"{name}_merged")) for name in merges),
+                *(Drop(f"{name}_merged") for name in merges),
+            ]
+        )
+    return EngineGraph(SEEN, LINKS, refused_counts)
+
+
+def _sightings_table(sighted: list[tuple[Identifier, Any]]) -> pa.Table:
+    return pa.table(
+        {"identifier_type": [i.type for i, _ in sighted], "identifier_value": [i.value for i, _ in sighted],
+         "first_seen": [t for _, t in sighted], "last_seen": [t for _, t in sighted],
+         "messages": [1] * len(sighted)},
+        schema=SEEN_SCHEMA,
+    )  # fmt: skip
+
+
+def first_of_each_pair(edges: ir.Table) -> ir.Table:
+    """One edge per pair of identifiers: the first message that linked them (in the engine)."""
+    first = ibis.window(
+        group_by=[edges.a_type, edges.a_value, edges.b_type, edges.b_value],
+        order_by=[edges.timestamp, edges.seq],
+    )
+    numbered = edges.mutate(_n=ibis.row_number().over(first))
+    return numbered.filter(numbered._n == 0).drop("_n")
+
+
+def _graph_expressions(
+    store: Store, rules: IdentifierRules, facts: ir.Table, *, prune: bool
+) -> tuple[ir.Table, ir.Table, dict[tuple[str, str, str], int]]:
+    """The sightings (``SEEN_SCHEMA`` columns) and the links (``EDGE_INPUT_SCHEMA``) of the
+    events in ``facts``, as expressions on work tables; and the refused values' counts."""
     raw = raw_identifiers(facts)
     # Sightings per raw value first (one pass over the log, few rows out), then per
     # identifier: one message carries one value of each kind, so the counts add up.
@@ -147,12 +245,18 @@ def read_graph(store: Store, rules: IdentifierRules, facts: ir.Table, *, since: 
     )
     store.write([Replace(VALUES, per_value)])
     values = store.table(VALUES)
-    _normalise_new(store, rules, values, prune=since is None)
+    _normalise_new(store, rules, values, prune=prune)
     mapping = store.table(MAPPING)
     refused_counts: dict[tuple[str, str, str], int] = defaultdict(int)
-    refused = values.join(mapping.filter(mapping.reason.notnull()), [values.kind == mapping.kind, values.raw == mapping.raw])
-    counts = refused.group_by([refused.id_type, refused.raw, refused.reason]).aggregate(messages=refused.messages.sum())
-    for id_type, raw_value, reason, n in _columns(store.to_pyarrow(counts), "id_type", "raw", "reason", "messages"):
+    refused = values.join(
+        mapping.filter(mapping.reason.notnull()), [values.kind == mapping.kind, values.raw == mapping.raw]
+    )
+    counts = refused.group_by([refused.id_type, refused.raw, refused.reason]).aggregate(
+        messages=refused.messages.sum()
+    )
+    for id_type, raw_value, reason, n in _columns(
+        store.to_pyarrow(counts), "id_type", "raw", "reason", "messages"
+    ):
         refused_counts[(id_type, raw_value, reason)] += n
     accepted = mapping.filter(mapping.reason.isnull())
     # This resolve's values with their identifiers, once: the mapping holds every value
@@ -163,13 +267,16 @@ def read_graph(store: Store, rules: IdentifierRules, facts: ir.Table, *, since: 
     ))])  # fmt: skip
     known = store.table(KNOWN)
     sightings = known.group_by(identifier_type=known.id_type, identifier_value=known.id_value).aggregate(
-        first_seen=known.first_seen.min(), last_seen=known.last_seen.max(), messages=known.messages.sum().cast("int64")
+        first_seen=known.first_seen.min(),
+        last_seen=known.last_seen.max(),
+        messages=known.messages.sum().cast("int64"),
     )
-    seen = store.to_pyarrow(sightings).select(SEEN_SCHEMA.names).cast(SEEN_SCHEMA)
 
     linking = raw_identifiers(facts.filter(_carries_several(facts)))
     joined = linking.join(known, [linking.kind == known.kind, linking.raw == known.raw])
-    store.write([Replace(FOUND, joined.select(*[joined[c] for c in _BASE], "id_type", "id_value", "rank").distinct())])
+    store.write(
+        [Replace(FOUND, joined.select(*[joined[c] for c in _BASE], "id_type", "id_value", "rank").distinct())]
+    )
     found = store.table(FOUND)
 
     # A star per message from its strongest identifier; then the first message per pair.
@@ -179,7 +286,9 @@ def read_graph(store: Store, rules: IdentifierRules, facts: ir.Table, *, since: 
     linking = found.semi_join(several, found.seq == several.seq)
     order = ibis.window(group_by=linking.seq, order_by=[linking["rank"], linking.id_value, linking.id_type])
     ranked = linking.mutate(position=ibis.row_number().over(order))
-    anchors = ranked.filter(ranked.position == 0).select(seq_a=ranked.seq, at=ranked.id_type, av=ranked.id_value)
+    anchors = ranked.filter(ranked.position == 0).select(
+        seq_a=ranked.seq, at=ranked.id_type, av=ranked.id_value
+    )
     others = ranked.filter(ranked.position > 0)
     star = others.join(anchors, others.seq == anchors.seq_a)
     a_first = (star.at < star.id_type) | ((star.at == star.id_type) & (star.av < star.id_value))
@@ -190,28 +299,23 @@ def read_graph(store: Store, rules: IdentifierRules, facts: ir.Table, *, since: 
         b_type=ibis.ifelse(a_first, star.id_type, star.at),
         b_value=ibis.ifelse(a_first, star.id_value, star.av),
     )
-    first = ibis.window(group_by=[pairs.a_type, pairs.a_value, pairs.b_type, pairs.b_value], order_by=[pairs.timestamp, pairs.seq])
-    firsts = pairs.mutate(n=ibis.row_number().over(first))
-    firsts = firsts.filter(firsts.n == 0).drop("n")
+    firsts = first_of_each_pair(pairs)
     links = firsts.select(
         "a_type", "a_value", "b_type", "b_value", kind=firsts.type, source_id=firsts.source_id,
         message_id=firsts.message_id, seq=firsts.seq, timestamp=firsts.timestamp, weight=ibis.null(dt.float64),
     )  # fmt: skip
-    edges = store.to_pyarrow(links).cast(EDGE_INPUT_SCHEMA)
-    sighted, aliased, alias_refused = _aliases(store, facts, rules, seen)
-    for key, n in alias_refused.items():
-        refused_counts[key] += n
-    if sighted:
-        extra = pa.table(
-            {"identifier_type": [i.type for i, _ in sighted], "identifier_value": [i.value for i, _ in sighted],
-             "first_seen": [t for _, t in sighted], "last_seen": [t for _, t in sighted],
-             "messages": [1] * len(sighted)},
-            schema=SEEN_SCHEMA,
-        )  # fmt: skip
-        seen = merge_sightings(seen, extra)
-    if aliased:
-        edges = first_per_pair_table(pa.concat_tables([edges, edges_to_table(aliased)]))
-    return GraphTables(seen, edges, refused_counts)
+    return sightings, links, refused_counts
+
+
+@dataclass
+class EngineGraph:
+    """The graph read from the log, as tables of the store (:func:`read_graph_in_engine`)."""
+
+    seen: str
+    """The table of identifiers with their sightings (``SEEN_SCHEMA``)."""
+    edges: str
+    """The table of edges (``EDGE_INPUT_SCHEMA``), one per pair."""
+    refused: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -223,7 +327,6 @@ class GraphTables:
     edges: pa.Table
     """``EDGE_INPUT_SCHEMA``: one edge per pair, the first message that linked it."""
     refused: dict[tuple[str, str, str], int] = field(default_factory=dict)
-
 
 
 def _columns(table: pa.Table, *names: str) -> Iterator[tuple[Any, ...]]:
@@ -243,12 +346,12 @@ def first_per_pair(edges: list[Edge]) -> list[Edge]:
 
 
 def _aliases(
-    store: Store, facts: ir.Table, rules: IdentifierRules, seen: pa.Table
+    store: Store, facts: ir.Table, rules: IdentifierRules, known: Callable[[pa.Array], set[str]]
 ) -> tuple[list[tuple[Identifier, Any]], list[Edge], dict[tuple[str, str, str], int]]:
     """``previousId`` to ``userId``: the previous id is an earlier user id when one was seen
-    (in these events, or, for an incremental resolve, stored in the graph already). Returns
-    the previous ids' sightings (the alias message carries them), the edges and the
-    refused values."""
+    (in these events, ``known(previous ids)`` says which, or, for an incremental resolve,
+    stored in the graph already). Returns the previous ids' sightings (the alias message
+    carries them), the edges and the refused values."""
     aliases = facts.filter((facts.type == "alias") & facts.previous_id.notnull()).select(
         *_BASE, "previous_id", "user_id"
     )
@@ -257,11 +360,12 @@ def _aliases(
     if not rows:
         return [], [], refused
     previous = pa.array([r["previous_id"] for r in rows], pa.string())
-    users = seen.filter(pc.equal(seen["identifier_type"], USER_ID))
-    known_users = set(users.filter(pc.is_in(users["identifier_value"], value_set=previous))["identifier_value"].to_pylist())
+    known_users = known(previous)
     if store.has_table(IDENTIFIERS_TABLE):
         stored = store.table(IDENTIFIERS_TABLE)
-        hits = stored.filter((stored.identifier_type == USER_ID) & stored.identifier_value.isin(previous.to_pylist()))
+        hits = stored.filter(
+            (stored.identifier_type == USER_ID) & stored.identifier_value.isin(previous.to_pylist())
+        )
         known_users |= set(store.to_pyarrow(hits.select("identifier_value")).column(0).to_pylist())
     pending: dict[tuple[Identifier, Identifier], dict[str, Any]] = {}
     sighted: list[tuple[Identifier, Any]] = []

@@ -20,11 +20,13 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import ibis
+import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -38,8 +40,9 @@ from patron.identity.components import (
     merge_sightings,
     resolve_tables,
 )
+from patron.identity.engine_resolve import WORK_TABLES, resolve_in_engine
 from patron.identity.exceptions import IdentityError, NotResolved, UnknownProfile
-from patron.identity.extraction import MAPPING, GraphTables, read_graph
+from patron.identity.extraction import LINKS, MAPPING, SEEN, GraphTables, read_graph, read_graph_in_engine
 from patron.identity.graph import (
     LINKED,
     REFUSED,
@@ -59,6 +62,10 @@ REMOVALS = "identity_removals"
 DIRTY = "profile_dirty"
 #: Meta keys: the last event resolved, the rules it was resolved under, and an id that
 #: changes with every full resolve (a profile build after one rebuilds everything).
+#: A full resolve in the engine: the new identifiers, written before the stored ones are
+#: replaced (retired profile ids are found by comparing them); and every work table.
+_NEW_IDENTIFIERS = "identity_work_identifiers"
+ENGINE_WORK = (_NEW_IDENTIFIERS, SEEN, LINKS)
 _SEQ = "identity_seq"
 _RULES = "identity_rules"
 _PROBABLE_AT = "identity_probable_links_at"
@@ -73,7 +80,12 @@ STABLE, RECOMPUTE = "stable", "recompute"
 _KEYS_SCHEMA = pa.schema([("t", pa.string()), ("v", pa.string())])
 
 _REFUSED_SCHEMA = pa.schema(
-    [("identifier_type", pa.string()), ("raw", pa.string()), ("reason", pa.string()), ("messages", pa.int64())]
+    [
+        ("identifier_type", pa.string()),
+        ("raw", pa.string()),
+        ("reason", pa.string()),
+        ("messages", pa.int64()),
+    ]
 )
 _REDIRECTS_SCHEMA = pa.schema(
     [("old_profile_id", pa.string()), ("profile_id", pa.string()), ("redirected_at", pa.timestamp("us"))]
@@ -194,11 +206,16 @@ class Explanation:
 class IdentityGraph:
     """Identity resolution over a store (``workspace.identity``)."""
 
-    def __init__(self, store: Store, identifier_rules: IdentifierRules, merge_rules: MergeRules, facts: EventFacts) -> None:
+    def __init__(
+        self, store: Store, identifier_rules: IdentifierRules, merge_rules: MergeRules, facts: EventFacts
+    ) -> None:
         self.store = store
         self.facts = facts
         self.identifier_rules = identifier_rules
         self.merge_rules = merge_rules
+        self.in_engine = store.graph_in_engine
+        """Whether a full resolve keeps the graph in the engine (engine_resolve.py); the
+        store's preference unless set (tests set it to compare both paths)."""
 
     def resolve(self, *, full: bool = False) -> ResolveReport:
         """:meth:`update`, then the graph's counts (what ``patron identity resolve`` prints)."""
@@ -243,18 +260,29 @@ class IdentityGraph:
         facts = self.store.table(FACTS)
         if self.store.get_meta(_RULES) != rules_key:
             self.store.write([Drop(MAPPING)])  # values normalised under other rules
-        graph = self._whole_graph(facts)
-        identifiers, edges = resolve_tables(graph.seen, graph.edges, self.merge_rules, self._removed())
-        refused = _refused_table(graph.refused)
-        redirects = self._redirects(self._retired(identifiers), set(identifiers["profile_id"].unique().to_pylist()))
+        if self.in_engine:
+            graph_changes, refused_counts = self._full_in_engine(facts)
+        else:
+            graph = self._whole_graph(facts)
+            identifiers, edges = resolve_tables(graph.seen, graph.edges, self.merge_rules, self._removed())
+            retired = self._retired(
+                ibis.memtable(identifiers.select(["identifier_type", "identifier_value", "profile_id"]))
+            )
+            current = set(identifiers["profile_id"].unique().to_pylist())
+            redirects = self._redirects(retired, current.intersection)
+            graph_changes = [
+                Replace(IDENTIFIERS, identifiers),
+                Replace(EDGES, edges),
+                Replace(REDIRECTS, redirects),
+            ]
+            refused_counts = graph.refused
         generation = hashlib.sha256(f"{utc_now().isoformat()}|{top}".encode()).hexdigest()[:12]
         self.store.write(
             [
-                Replace(IDENTIFIERS, identifiers),
-                Replace(EDGES, edges),
-                Replace(REFUSED_VALUES, refused),
-                Replace(REDIRECTS, redirects),
+                *graph_changes,
+                Replace(REFUSED_VALUES, _refused_table(refused_counts)),
                 Replace(DIRTY, DIRTY_SCHEMA.empty_table()),
+                *(Drop(name) for name in (*ENGINE_WORK, *WORK_TABLES)),
             ],
             meta={
                 _SEQ: str(top if top is not None else -1),
@@ -265,6 +293,32 @@ class IdentityGraph:
         )
         return "full", int(self.store.execute(facts.count()))
 
+    def _full_in_engine(self, facts: Any) -> tuple[list[Change], dict[tuple[str, str, str], int]]:
+        """The whole graph resolved without leaving the engine (engine_resolve.py): the
+        changes that store it, and the refused values' counts."""
+        graph = read_graph_in_engine(self.store, self.identifier_rules, facts)
+        seen = self.store.table(graph.seen)
+        probable = self._probable_edges(lambda ends: self._present_in(seen, ends))
+        if probable is not None:
+            self.store.write([Append(graph.edges, probable)])
+        identifiers, edges = resolve_in_engine(
+            self.store, seen, self.store.table(graph.edges), self.merge_rules, self._removed()
+        )
+        self.store.write([Replace(_NEW_IDENTIFIERS, identifiers)])
+        new = self.store.table(_NEW_IDENTIFIERS)
+        retired = self._retired(new.select("identifier_type", "identifier_value", "profile_id"))
+
+        def current(ids: set[str]) -> set[str]:
+            wanted = ibis.memtable(pa.table({"p": pa.array(sorted(ids), pa.string())}))
+            hits = new.semi_join(wanted, new.profile_id == wanted.p).select("profile_id").distinct()
+            return set(self.store.to_pyarrow(hits).column(0).to_pylist())
+
+        redirects = self._redirects(retired, current)
+        changes: list[Change] = [
+            Replace(IDENTIFIERS, new), Replace(EDGES, edges), Replace(REDIRECTS, redirects)
+        ]  # fmt: skip
+        return changes, graph.refused
+
     def _whole_graph(self, facts: Any) -> GraphTables:
         """The graph of the whole log, with the links of the probabilistic pass."""
         graph = read_graph(self.store, self.identifier_rules, facts)
@@ -273,18 +327,42 @@ class IdentityGraph:
 
     def _with_probable(self, seen: pa.Table, edges: pa.Table) -> pa.Table:
         """``edges`` and the links of the probabilistic pass between identifiers of ``seen``."""
+
+        def present(ends: set[Identifier]) -> set[Identifier]:
+            keys = pa.array([f"{i.type}\x1f{i.value}" for i in ends], pa.string())
+            found = seen.filter(
+                pc.is_in(
+                    pc.binary_join_element_wise(seen["identifier_type"], seen["identifier_value"], "\x1f"),
+                    value_set=keys,
+                )
+            )
+            return {
+                Identifier(t, v)
+                for t, v in zip(*(found[c].to_pylist() for c in SEEN_SCHEMA.names[:2]), strict=True)
+            }
+
+        probable = self._probable_edges(present)
+        return edges if probable is None else pa.concat_tables([edges, probable])
+
+    def _present_in(self, seen: ir.Table, ends: set[Identifier]) -> set[Identifier]:
+        """Which of ``ends`` the engine's table ``seen`` holds."""
+        wanted = ibis.memtable(
+            pa.table({"t": [i.type for i in ends], "v": [i.value for i in ends]}, schema=_KEYS_SCHEMA)
+        )
+        found = seen.semi_join(wanted, [seen.identifier_type == wanted.t, seen.identifier_value == wanted.v])
+        rows = self.store.to_pyarrow(found.select("identifier_type", "identifier_value"))
+        return {
+            Identifier(t, v) for t, v in zip(*(rows[c].to_pylist() for c in rows.column_names), strict=True)
+        }
+
+    def _probable_edges(self, present: Callable[[set[Identifier]], set[Identifier]]) -> pa.Table | None:
+        """The links of the probabilistic pass whose both ends ``present`` finds in the
+        graph (``EDGE_INPUT_SCHEMA``), or ``None`` when there are none."""
         probable = [r for r in self.probable_links() if r["status"] in LINKING_STATUSES]
         if not probable:
-            return edges
+            return None
         ends = {Identifier(r[f"{side}_type"], r[f"{side}_value"]) for r in probable for side in "ab"}
-        present = seen.filter(
-            pc.is_in(
-                pc.binary_join_element_wise(seen["identifier_type"], seen["identifier_value"], "\x1f"),
-                value_set=pa.array([f"{i.type}\x1f{i.value}" for i in ends], pa.string()),
-            )
-        )
-        known = {Identifier(t, v) for t, v in zip(*(present[c].to_pylist() for c in SEEN_SCHEMA.names[:2]), strict=True)}
-        return pa.concat_tables([edges, edges_to_table(linking_edges(probable, known))])
+        return edges_to_table(linking_edges(probable, present(ends)))
 
     def _incremental(self, since: int, top: int | None) -> tuple[str, int]:
         now = utc_now()
@@ -304,7 +382,9 @@ class IdentityGraph:
                 delta.seen.select(["identifier_type", "identifier_value"]).rename_columns(["t", "v"]),
                 delta.edges.select(["a_type", "a_value"]).rename_columns(["t", "v"]),
                 delta.edges.select(["b_type", "b_value"]).rename_columns(["t", "v"]),
-                pa.table({"t": [i.type for i in relinked], "v": [i.value for i in relinked]}, schema=_KEYS_SCHEMA),
+                pa.table(
+                    {"t": [i.type for i in relinked], "v": [i.value for i in relinked]}, schema=_KEYS_SCHEMA
+                ),
             ]
         )
         changes: list[Change] = []
@@ -346,13 +426,25 @@ class IdentityGraph:
         seen = merge_sightings(members.select(SEEN_SCHEMA.names).cast(SEEN_SCHEMA), delta.seen)
         # A pair keeps the first message that linked it (a late event may be older).
         edges = first_per_pair_table(
-            pa.concat_tables([self.store.to_pyarrow(stored.select(EDGE_INPUT_SCHEMA.names)).cast(EDGE_INPUT_SCHEMA), delta.edges])
+            pa.concat_tables(
+                [
+                    self.store.to_pyarrow(stored.select(EDGE_INPUT_SCHEMA.names)).cast(EDGE_INPUT_SCHEMA),
+                    delta.edges,
+                ]
+            )
         )
-        identifiers, edges = resolve_tables(seen, self._with_probable(seen, edges), self.merge_rules, self._removed())
+        identifiers, edges = resolve_tables(
+            seen, self._with_probable(seen, edges), self.merge_rules, self._removed()
+        )
         current = set(identifiers["profile_id"].to_pylist())
-        redirects = self._redirects(self._retired(identifiers), current)
+        retired = self._retired(
+            ibis.memtable(identifiers.select(["identifier_type", "identifier_value", "profile_id"]))
+        )
+        redirects = self._redirects(retired, current.intersection)
         return [
-            ReplaceRows(IDENTIFIERS, ("cluster",), identifiers, delete=old_clusters.rename_columns(["cluster"])),
+            ReplaceRows(
+                IDENTIFIERS, ("cluster",), identifiers, delete=old_clusters.rename_columns(["cluster"])
+            ),
             ReplaceRows(EDGES, ("cluster",), edges, delete=old_clusters.rename_columns(["cluster"])),
             Replace(REDIRECTS, redirects),
             *self._dirty_changes(_changed_profiles(members, identifiers)),
@@ -390,14 +482,15 @@ class IdentityGraph:
         rows = self.store.to_pyarrow(self.store.table(REFUSED_VALUES)).to_pylist()
         return {(r["identifier_type"], r["raw"], r["reason"]): r["messages"] for r in rows}
 
-    def _retired(self, identifiers: pa.Table) -> dict[str, str]:
-        """Profile ids of the stored graph that ``identifiers`` (a new graph) no longer has,
-        each with the profile now holding its identifiers (computed in the engine)."""
+    def _retired(self, identifiers: ir.Table) -> dict[str, str]:
+        """Profile ids of the stored graph that ``identifiers`` (a new graph: type, value,
+        profile id) no longer has, each with the profile now holding its identifiers
+        (computed in the engine)."""
         if not self.store.has_table(IDENTIFIERS):
             return {}
         old = self.store.table(IDENTIFIERS)
-        new = ibis.memtable(
-            identifiers.select(["identifier_type", "identifier_value", "profile_id"]).rename_columns(["t", "v", "p"])
+        new = identifiers.select(
+            t=identifiers.identifier_type, v=identifiers.identifier_value, p=identifiers.profile_id
         )
         current = new.select(kept=new.p).distinct()
         joined = old.join(new, [old.identifier_type == new.t, old.identifier_value == new.v])
@@ -406,18 +499,24 @@ class IdentityGraph:
         rows = self.store.to_pyarrow(moved)
         return dict(zip(rows.column("old_id").to_pylist(), rows.column("new_id").to_pylist(), strict=True))
 
-    def _redirects(self, moved: dict[str, str], current_ids: set[str]) -> pa.Table:
+    def _redirects(self, moved: dict[str, str], current: Callable[[set[str]], set[str]]) -> pa.Table:
         """Earlier redirects, plus ``moved`` (retired profile id -> where its identifiers
-        went); an id that is a profile again stops redirecting."""
+        went); an id that is a profile again (``current(ids)`` says which) stops
+        redirecting."""
         now = utc_now()
         earlier = (
-            self.store.to_pyarrow(self.store.table(REDIRECTS)).to_pylist() if self.store.has_table(REDIRECTS) else []
+            self.store.to_pyarrow(self.store.table(REDIRECTS)).to_pylist()
+            if self.store.has_table(REDIRECTS)
+            else []
         )
-        rows = [r for r in earlier if r["old_profile_id"] not in current_ids]
+        again = current({r["old_profile_id"] for r in earlier}) if earlier else set()
+        rows = [r for r in earlier if r["old_profile_id"] not in again]
         # Chains collapse: an id redirected earlier to a profile retired now follows it.
         for r in rows:
             r["profile_id"] = moved.get(r["profile_id"], r["profile_id"])
-        rows += [{"old_profile_id": o, "profile_id": n, "redirected_at": now} for o, n in sorted(moved.items())]
+        rows += [
+            {"old_profile_id": o, "profile_id": n, "redirected_at": now} for o, n in sorted(moved.items())
+        ]
         return pa.Table.from_pylist(rows, schema=_REDIRECTS_SCHEMA)
 
     def _removed(self) -> dict[tuple[Identifier, Identifier], str]:
@@ -425,11 +524,14 @@ class IdentityGraph:
             return {}
         removed: dict[tuple[Identifier, Identifier], str] = {}
         for row in self.store.to_pyarrow(self.store.table(REMOVALS)).to_pylist():
-            pair = tuple(sorted((Identifier(row["a_type"], row["a_value"]), Identifier(row["b_type"], row["b_value"]))))
-            removed[pair] = f"split apart by {row['removal_id']} at {row['created_at']:%Y-%m-%d %H:%M}: {row['reason']}"  # type: ignore[index]
+            a, b = sorted((Identifier(row["a_type"], row["a_value"]), Identifier(row["b_type"], row["b_value"])))
+            when = row["created_at"]
+            removed[(a, b)] = f"split apart by {row['removal_id']} at {when:%Y-%m-%d %H:%M}: {row['reason']}"
         return removed
 
-    def split(self, key: str, *, edge_id: str | None = None, identifier: str | None = None, reason: str = "") -> SplitReport:
+    def split(
+        self, key: str, *, edge_id: str | None = None, identifier: str | None = None, reason: str = ""
+    ) -> SplitReport:
         """Undo a link: remove one edge's pair of identifiers, or detach one identifier
         from every other identifier of its profile; then rebuild the graph.
 
@@ -446,7 +548,9 @@ class IdentityGraph:
             edges = self.store.table(EDGES)
             found = self.store.to_pyarrow(edges.filter(edges.edge_id == edge_id)).to_pylist()
             if not found:
-                raise IdentityError(f"no link {edge_id!r}; `patron identity explain {profile}` lists its links")
+                raise IdentityError(
+                    f"no link {edge_id!r}; `patron identity explain {profile}` lists its links"
+                )
             a = Identifier(found[0]["a_type"], found[0]["a_value"])
             b = Identifier(found[0]["b_type"], found[0]["b_value"])
             if a not in members or b not in members:
@@ -457,9 +561,13 @@ class IdentityGraph:
             target = self._identifier_of(identifier, members)
             pairs = [tuple(sorted((target, other))) for other in members if other != target]  # type: ignore[misc]
             if not pairs:
-                raise IdentityError(f"{identifier} is the only identifier of profile {profile}; nothing to split")
+                raise IdentityError(
+                    f"{identifier} is the only identifier of profile {profile}; nothing to split"
+                )
         now = utc_now()
-        removal_id = "split_" + hashlib.sha256(f"{profile}|{pairs}|{now.isoformat()}".encode()).hexdigest()[:12]
+        removal_id = (
+            "split_" + hashlib.sha256(f"{profile}|{pairs}|{now.isoformat()}".encode()).hexdigest()[:12]
+        )
         rows = [
             {
                 "removal_id": removal_id,
@@ -481,8 +589,12 @@ class IdentityGraph:
             table.filter((table.identifier_type + "\x1f" + table.identifier_value).isin(keys))
         ).to_pylist()
         profiles: dict[str, list[str]] = {}
-        for row in sorted(after, key=lambda r: (r["profile_id"], r["identifier_type"], r["identifier_value"])):
-            profiles.setdefault(row["profile_id"], []).append(f"{row['identifier_type']}:{row['identifier_value']}")
+        for row in sorted(
+            after, key=lambda r: (r["profile_id"], r["identifier_type"], r["identifier_value"])
+        ):
+            profiles.setdefault(row["profile_id"], []).append(
+                f"{row['identifier_type']}:{row['identifier_value']}"
+            )
         return SplitReport(profile, removal_id, len(pairs), profiles)
 
     @staticmethod
@@ -494,7 +606,9 @@ class IdentityGraph:
         for member in members:
             if member.type == kind and member.value == value.strip().lower():
                 return member
-        raise IdentityError(f"{text!r} is not an identifier of this profile; `patron identity explain` lists them")
+        raise IdentityError(
+            f"{text!r} is not an identifier of this profile; `patron identity explain` lists them"
+        )
 
     def preview(self, rules: MergeRules) -> PreviewReport:
         """Resolve under other merge rules without writing: how many profiles would merge or split."""
@@ -504,7 +618,11 @@ class IdentityGraph:
         identifiers, edges = resolve_tables(graph.seen, graph.edges, rules, self._removed())
         after = dict(
             zip(
-                zip(identifiers["identifier_type"].to_pylist(), identifiers["identifier_value"].to_pylist(), strict=True),
+                zip(
+                    identifiers["identifier_type"].to_pylist(),
+                    identifiers["identifier_value"].to_pylist(),
+                    strict=True,
+                ),
                 identifiers["profile_id"].to_pylist(),
                 strict=True,
             )
@@ -544,10 +662,16 @@ class IdentityGraph:
         if profiles is not None:
             wanted = ibis.memtable(pa.table({"p": pa.array(sorted(set(profiles)), pa.string())}))
             table = table.semi_join(wanted, table.profile_id == wanted.p)
-        rows = self.store.to_pyarrow(table.select("profile_id", "identifier_type", "identifier_value", "first_seen"))
+        rows = self.store.to_pyarrow(
+            table.select("profile_id", "identifier_type", "identifier_value", "first_seen")
+        )
         best: dict[str, tuple[Any, ...]] = {}
         for profile, kind, value, first in zip(
-            *(rows[c].to_pylist() for c in ("profile_id", "identifier_type", "identifier_value", "first_seen")), strict=True
+            *(
+                rows[c].to_pylist()
+                for c in ("profile_id", "identifier_type", "identifier_value", "first_seen")
+            ),
+            strict=True,
         ):
             key = (first, self.merge_rules.rank(kind), kind, value)
             if profile not in best or key < best[profile]:
@@ -571,7 +695,9 @@ class IdentityGraph:
         wanted = set(pair_ids)
         unknown = wanted - {r["pair_id"] for r in rows}
         if unknown:
-            raise IdentityError(f"no probable link {sorted(unknown)[0]!r}; `patron identity review` lists them")
+            raise IdentityError(
+                f"no probable link {sorted(unknown)[0]!r}; `patron identity review` lists them"
+            )
         now = utc_now()
         decided = 0
         for row in rows:
@@ -606,7 +732,9 @@ class IdentityGraph:
             return key
         if self.store.has_table(REDIRECTS):
             redirects = self.store.table(REDIRECTS)
-            hit = self.store.to_pyarrow(redirects.filter(redirects.old_profile_id == key).limit(1)).to_pylist()
+            hit = self.store.to_pyarrow(
+                redirects.filter(redirects.old_profile_id == key).limit(1)
+            ).to_pylist()
             if hit:
                 return str(hit[0]["profile_id"])
         kind, sep, value = key.partition(":")
@@ -622,7 +750,11 @@ class IdentityGraph:
             condition = (table.identifier_type == kind) & (table.identifier_value == value)
         else:
             condition = table.identifier_value == key
-        found = self.store.to_pyarrow(table.filter(condition).select("profile_id").distinct()).column(0).to_pylist()
+        found = (
+            self.store.to_pyarrow(table.filter(condition).select("profile_id").distinct())
+            .column(0)
+            .to_pylist()
+        )
         if len(found) == 1:
             return str(found[0])
         raise UnknownProfile(key)
@@ -631,7 +763,9 @@ class IdentityGraph:
         profile = self.profile_id(key)
         table = self._identifiers()
         members = self.store.to_pyarrow(
-            table.filter(table.profile_id == profile).order_by(["first_seen", "identifier_type", "identifier_value"])
+            table.filter(table.profile_id == profile).order_by(
+                ["first_seen", "identifier_type", "identifier_value"]
+            )
         ).to_pylist()
         edges = self.store.table(EDGES)
         keys = [f"{m['identifier_type']}\x1f{m['identifier_value']}" for m in members]
@@ -640,7 +774,9 @@ class IdentityGraph:
         touches_a = (edges.a_type + "\x1f" + edges.a_value).isin(keys)
         touches_b = (edges.b_type + "\x1f" + edges.b_value).isin(keys)
         linked = edges.filter((edges.status == LINKED) & touches_a & touches_b).order_by(["timestamp", "seq"])
-        refused = edges.filter((edges.status == REFUSED) & (touches_a | touches_b)).order_by(["timestamp", "seq"])
+        refused = edges.filter((edges.status == REFUSED) & (touches_a | touches_b)).order_by(
+            ["timestamp", "seq"]
+        )
         return Explanation(
             profile_id=profile,
             identifiers=members,

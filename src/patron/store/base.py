@@ -91,6 +91,10 @@ class Store(Protocol):
     """What the layers above need from an engine."""
 
     path: Path
+    graph_in_engine: bool
+    """Whether a full identity resolve keeps the graph in the engine (a cluster, whose
+    driver cannot hold it) rather than bringing it to Python (faster on one machine):
+    identity/engine_resolve.py. Both give the same graph."""
 
     def append(self, events: pa.Table, failed: pa.Table | None = None) -> AppendResult:
         """Commit events and rejected messages in one transaction.

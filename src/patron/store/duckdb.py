@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import ibis
 import ibis.expr.datatypes as dt
+import ibis.expr.operations as ops
 import pyarrow as pa
 
 from patron.store.base import Append, AppendResult, Change, DeleteRows, Drop, KeyRecord, Replace
@@ -130,6 +131,8 @@ def _is_lock_error(error: duckdb.Error) -> bool:
 
 class DuckDBStore:
     """The default :class:`~patron.store.base.Store`: a single DuckDB file."""
+
+    graph_in_engine = False  # one machine: scipy on the graph in memory
 
     def __init__(
         self,
@@ -723,6 +726,10 @@ def _select(cur: duckdb.DuckDBPyConnection, staged: str, data: pa.Table | ir.Tab
     if isinstance(data, pa.Table):
         cur.register(f"{staged}_arrow", data)
         return f"SELECT * FROM {staged}_arrow"
+    # In-memory tables inside the expression (ibis.memtable) are registered by name, as
+    # Ibis does when it runs an expression itself.
+    for node in data.op().find(ops.InMemoryTable):
+        cur.register(node.name, node.data.to_pyarrow(node.schema))
     return str(ibis.to_sql(data, dialect="duckdb"))
 
 

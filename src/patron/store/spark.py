@@ -131,6 +131,8 @@ def _splink_jar() -> str | None:
 class SparkStore:
     """A :class:`~patron.store.base.Store` on a lake, computed by Spark."""
 
+    graph_in_engine = True  # the driver of a cluster cannot hold a large graph
+
     def __init__(self, path: Path, session: Any) -> None:
         self.path = path
         self._session = session
@@ -311,8 +313,14 @@ class SparkStore:
     def json_values(self, table: ir.Table, column: str, paths: dict[str, str]) -> ir.Table:
         if not paths:
             return table
-        doc = table[column]
-        return table.mutate(**{name: _get_json_object(doc, "$." + path) for name, path in paths.items()}).drop(column)
+        # Each message parsed once into Spark's binary variant, then read by path:
+        # a ``get_json_object`` per path would parse it once per path (2.8x slower).
+        parsed = table.mutate(**{column: _parse_json(table[column])})
+        doc = parsed[column]
+        return parsed.select(
+            *(c for c in table.columns if c != column),
+            **{name: _variant_get(doc, "$." + path, "string") for name, path in paths.items()},
+        )
 
     # -- writing -----------------------------------------------------------------------
 
@@ -455,9 +463,16 @@ def _check_table_name(name: str) -> None:
         raise ValueError(f"{name!r} is not a derived table name")
 
 
-@ibis.udf.scalar.builtin(name="get_json_object")
-def _get_json_object(doc: str, path: str) -> str:  # type: ignore[empty-body]
-    """Spark's ``get_json_object(doc, '$.a.b[0]')``: the text at a path, strings unquoted."""
+@ibis.udf.scalar.builtin(name="parse_json")
+def _parse_json(doc: str) -> str:  # type: ignore[empty-body]
+    """Spark's ``parse_json(text)``: a variant (typed ``string`` for Ibis, which has no
+    variant type; only :func:`_variant_get` reads it)."""
+
+
+@ibis.udf.scalar.builtin(name="variant_get")
+def _variant_get(value: str, path: str, to: str) -> str:  # type: ignore[empty-body]
+    """Spark's ``variant_get(v, '$.a.b[0]', 'string')``: the text at a path, strings
+    unquoted, objects and arrays as JSON text, JSON ``null`` as NULL."""
 
 
 def _backend(session: Any, memtables: Path) -> Any:
@@ -504,6 +519,10 @@ def _compiler() -> Any:
     class PatronSparkCompiler(PySparkCompiler):
         # Ibis runs these as Python functions on the workers; they are Spark SQL below.
         SIMPLE_OPS: ClassVar[dict[Any, str]] = {op: name for op, name in PySparkCompiler.SIMPLE_OPS.items() if op not in unwrapped}
+
+        def visit_ScalarUDF(self, op: Any, **kw: Any) -> Any:
+            # Builtins as written: sqlglot would drop ``parse_json`` (above).
+            return call(self.__sql_name__(op), *kw.values())
 
         def visit_ToJSONMap(self, op: Any, *, arg: Any) -> Any:
             entries = call("from_json", arg, sge.convert("map<string,variant>"))
