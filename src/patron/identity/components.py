@@ -157,22 +157,9 @@ def _settle(
 ) -> None:
     """Resolve the hard clusters with the ordered union-find, writing their outcome into
     ``profiles``, ``status`` and ``reason``."""
-    part = seen.take(pa.array(hard_nodes))
-    graph = GraphInput()
-    for t, v, first, last, messages in zip(
-        *(part[c].to_pylist() for c in ("identifier_type", "identifier_value", "first_seen", "last_seen", "messages")),
-        strict=True,
-    ):
-        graph.seen[Identifier(t, v)] = Sighting(first, last, messages)
     hard_edges = np.flatnonzero(hard[edge_label])
-    rows = edges.take(pa.array(hard_edges))
-    position: dict[int, int] = {}
-    for i, (at, av, bt, bv, kind, source, message, seq, when, weight) in enumerate(
-        zip(*(rows[f.name].to_pylist() for f in EDGE_INPUT_SCHEMA), strict=True)
-    ):
-        edge = Edge(Identifier(at, av), Identifier(bt, bv), kind, source, message, seq, when, weight)
-        graph.edges.append(edge)
-        position[id(edge)] = int(hard_edges[i])
+    graph = graph_input(seen.take(pa.array(hard_nodes)), edges.take(pa.array(hard_edges)))
+    position = {id(edge): int(hard_edges[i]) for i, edge in enumerate(graph.edges)}
     resolution = resolve(graph, rules, removed)
     for i, identifier in zip(hard_nodes, graph.seen, strict=True):
         profiles[i] = resolution.profile_of[identifier]
@@ -180,6 +167,19 @@ def _settle(
         status[position[id(edge)]] = state
         reason[position[id(edge)]] = why
 
+
+
+def graph_input(seen: pa.Table, edges: pa.Table) -> GraphInput:
+    """The graph of ``seen`` (``SEEN_SCHEMA`` rows) and ``edges`` (``EDGE_INPUT_SCHEMA``
+    rows, kept in their order) as the ordered union-find takes it."""
+    graph = GraphInput()
+    for t, v, first, last, messages in zip(*(seen[c].to_pylist() for c in SEEN_SCHEMA.names), strict=True):
+        graph.seen[Identifier(t, v)] = Sighting(first, last, messages)
+    for at, av, bt, bv, kind, source, message, seq, when, weight in zip(
+        *(edges[f.name].to_pylist() for f in EDGE_INPUT_SCHEMA), strict=True
+    ):
+        graph.edges.append(Edge(Identifier(at, av), Identifier(bt, bv), kind, source, message, seq, when, weight))
+    return graph
 
 
 def edges_to_table(edges: list[Edge]) -> pa.Table:

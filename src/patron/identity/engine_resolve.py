@@ -29,15 +29,12 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from patron.identity.clusters import connected_components
-from patron.identity.components import EDGE_INPUT_SCHEMA, SEEN_SCHEMA
+from patron.identity.components import EDGE_INPUT_SCHEMA, SEEN_SCHEMA, graph_input
 from patron.identity.graph import (
     EDGES_SCHEMA,
     IDENTIFIERS_SCHEMA,
     LINKED,
-    Edge,
-    GraphInput,
     MergeRules,
-    Sighting,
     resolve,
 )
 from patron.identity.identifiers import Identifier
@@ -191,16 +188,7 @@ def _settle_hard(
     members = store.to_pyarrow(hard_nodes.select(*SEEN_SCHEMA.names))
     flagged = hard_nodes.select(hard_key=hard_nodes.key)
     hard_edges = edges.semi_join(flagged, edges.a_key == flagged.hard_key).select(*EDGE_INPUT_SCHEMA.names)
-    rows = store.to_pyarrow(hard_edges)
-    graph = GraphInput()
-    for t, v, first, last, messages in zip(*(members[c].to_pylist() for c in SEEN_SCHEMA.names), strict=True):
-        graph.seen[Identifier(t, v)] = Sighting(first, last, messages)
-    for at, av, bt, bv, kind, source, message, seq, when, weight in zip(
-        *(rows[f.name].to_pylist() for f in EDGE_INPUT_SCHEMA), strict=True
-    ):
-        graph.edges.append(
-            Edge(Identifier(at, av), Identifier(bt, bv), kind, source, message, seq, when, weight)
-        )
+    graph = graph_input(members, store.to_pyarrow(hard_edges))
     resolution = resolve(graph, rules, removed)
     settled = pa.table(
         {"t": [i.type for i in resolution.profile_of], "v": [i.value for i in resolution.profile_of],
