@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -111,6 +111,16 @@ class Settings(BaseSettings):
     """Sources whose trait values win over others whatever their time, strongest first
     (e.g. ``["crm"]`` when the CRM is the reference for names and addresses); values
     from sources not listed follow the latest-wins rule."""
+
+    segments_as_of: datetime | None = None
+    """Evaluate segments as of this instant (UTC) instead of the clock: relative dates
+    (``-30d``) and windows (``within 7d``) count back from it and later events are left
+    out. For data from the past, such as the bundled 1997-1998 demo
+    (``PATRON_SEGMENTS_AS_OF=1998-07-01``); ``--as-of`` overrides it per command."""
+
+    segments_time_refresh_minutes: float = 60.0
+    """An incremental refresh re-evaluates a segment whose query depends on the clock
+    over every profile when its last full evaluation is older than this."""
 
     writer_max_group_rows: int = 20_000
     """Most messages the durable writer commits in one transaction."""

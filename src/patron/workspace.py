@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # imported on first use, so `import patron` stays fast
     from patron.identity.service import IdentityGraph
     from patron.profiles.erasure import Tombstones
     from patron.profiles.service import Profiles
+    from patron.segments.service import Segments
 
 
 class Workspace:
@@ -98,6 +99,23 @@ class Workspace:
         return Profiles(
             self.store, self.identity, self.tombstones, source_priority=self.settings.profile_source_priority
         )
+
+    @cached_property
+    def segments(self) -> Segments:
+        """Dynamic and static segments, their history, RFM and clusters."""
+        from datetime import timedelta
+
+        from patron.segments.service import Segments
+
+        as_of = self.settings.segments_as_of
+        if as_of is not None and as_of.tzinfo is not None:  # stored times are naive UTC
+            from datetime import UTC
+
+            as_of = as_of.astimezone(UTC).replace(tzinfo=None)
+        return Segments(
+            self.store, self.profiles, as_of=as_of,
+            time_refresh=timedelta(minutes=self.settings.segments_time_refresh_minutes),
+        )  # fmt: skip
 
     @cached_property
     def tombstones(self) -> Tombstones:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from patron.cli import demo, events, export, identity, imports, keys, profiles, quality
+from patron.cli import demo, events, export, identity, imports, keys, profiles, quality, segments
 from patron.cli.options import StoreOption
 from patron.cli.output import console, print_error
 
@@ -47,6 +47,8 @@ app.add_typer(events.app, name="events")
 app.add_typer(imports.app, name="import")
 app.add_typer(identity.app, name="identity")
 app.add_typer(profiles.app, name="profiles")
+app.add_typer(segments.app, name="segments")
+app.command("rfm")(segments.rfm)
 app.add_typer(quality.app, name="quality")
 app.add_typer(export.app, name="export")
 app.command("demo")(demo.demo)

@@ -25,9 +25,9 @@ import pyarrow.compute as pc
 
 from patron.collect.timestamps import utc_now
 from patron.facts import FACTS
-from patron.identity.identifiers import ANONYMOUS_ID, EXTERNAL_PREFIX, USER_ID, Identifier, IdentifierRules
+from patron.identity.identifiers import Identifier, IdentifierRules
 from patron.identity.service import DIRTY, DIRTY_SCHEMA, GENERATION, IDENTIFIERS, RECOMPUTE, IdentityGraph
-from patron.profiles.attribution import profile_events
+from patron.profiles.attribution import carrying, profile_events
 from patron.profiles.computed import (
     DEFAULT_COMPUTED_TRAITS,
     LAST_EVENT,
@@ -59,6 +59,14 @@ _GENERATION = "profiles_identity_generation"
 _FINGERPRINT = "profiles_fingerprint"
 #: Meta key: the last event the profiles reflect (the graph's watermark at the build).
 _SEQ = "profiles_seq"
+#: The change feed later stages (segments) read to update only what changed: every
+#: build that changed profiles gets the next number (meta ``BUILD``); an incremental one
+#: lists the profiles it touched (new, changed, merged away) in ``CHANGES``; a full one
+#: touches all, so it records its number as ``FULL_BUILD`` and empties the list.
+CHANGES = "profile_changes"
+CHANGES_SCHEMA = pa.schema([("build", pa.int64()), ("profile_id", pa.string())])
+BUILD = "profiles_build"
+FULL_BUILD = "profiles_full_build"
 
 
 @dataclass(frozen=True)
@@ -153,6 +161,7 @@ class Profiles:
         )
         meta = {_GENERATION: generation, _FINGERPRINT: fingerprint, _SEQ: str(top if top is not None else -1)}
         counts: dict[str, int] = {}
+        build = int(self.store.get_meta(BUILD) or 0) + 1
         if stale:
             attributed = profile_events(facts, identifiers)
             self.store.write(
@@ -161,13 +170,14 @@ class Profiles:
                     Replace(COMPUTED, computed_traits(attributed, self.computed)),
                     Replace(CONSENT, consent_history(attributed)),
                     Replace(DIRTY, DIRTY_SCHEMA.empty_table()),
+                    Replace(CHANGES, CHANGES_SCHEMA.empty_table()),
                 ],
-                meta,
+                meta | {BUILD: str(build), FULL_BUILD: str(build)},
             )
             mode = "full"
         else:
             assert since is not None
-            counts = self._incremental(facts, identifiers, int(since), meta)
+            counts = self._incremental(facts, identifiers, int(since), meta, build)
             mode = "incremental"
         profiles = int(self.store.execute(self.store.table(COMPUTED).count()))
         traits = int(self.store.execute(self.store.table(TRAITS).count()))
@@ -177,7 +187,9 @@ class Profiles:
             merged=counts.get("merged", 0), recomputed=profiles if mode == "full" else counts.get("recomputed", 0),
         )  # fmt: skip
 
-    def _incremental(self, facts: ir.Table, identifiers: ir.Table, since: int, meta: dict[str, str]) -> dict[str, int]:
+    def _incremental(
+        self, facts: ir.Table, identifiers: ir.Table, since: int, meta: dict[str, str], build: int
+    ) -> dict[str, int]:
         """Bring the dirty profiles up to date (see :meth:`build`); how many were merged
         and how many computed again."""
         dirty = self._dirty()
@@ -203,7 +215,9 @@ class Profiles:
         keys = pa.table({"profile_id": pa.array(sorted(dirty), pa.string())})
         processed = ibis.table(keys.schema, name=_WORK)
         changes += [Replace(_WORK, keys, temporary=True), DeleteRows(DIRTY, ("profile_id",), processed), Drop(_WORK)]
-        self.store.write(changes, meta)
+        feed = pa.table({"build": pa.array([build] * keys.num_rows, pa.int64()), "profile_id": keys["profile_id"]})
+        changes.append(Append(CHANGES, feed))
+        self.store.write(changes, meta | {BUILD: str(build)})
         return {"merged": merged, "recomputed": len(recompute)}
 
     def _dirty(self) -> dict[str, str]:
@@ -270,15 +284,8 @@ class Profiles:
         chosen = pa.table({"profile_id": pa.array(sorted(profiles), pa.string())})
         wanted = ibis.table(chosen.schema, name=_WORK_RECOMPUTE)
         members = identifiers.semi_join(wanted, identifiers.profile_id == wanted.profile_id)
-        # Only events that could belong to these profiles are joined to the graph: those
-        # carrying one of their identifiers (three small hash joins, not a scan per event).
-        seqs = []
-        for kind, column in ((members.identifier_type == USER_ID, "user_id"),
-                             (members.identifier_type == ANONYMOUS_ID, "anonymous_id"),
-                             (members.identifier_type.startswith(EXTERNAL_PREFIX), "external_id")):  # fmt: skip
-            values = members.filter(kind).select(v=members.identifier_value)
-            seqs.append(facts.semi_join(values, facts[column] == values.v).select("seq"))
-        hits = ibis.union(*seqs, distinct=True)
+        # Only events that could belong to these profiles are joined to the graph.
+        hits = carrying(facts, members)
         candidates = facts.semi_join(hits, facts.seq == hits.seq)
         stage = ibis.table(candidates.schema(), name=_CANDIDATES)
         attributed = profile_events(stage, _carried(stage, identifiers))

@@ -1,0 +1,1 @@
+"""Segments: the query language, dynamic and static segments, RFM, clusters."""
