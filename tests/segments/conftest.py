@@ -109,7 +109,7 @@ def user_ids(ws: Workspace, profile_ids: list[str]) -> set[str]:
     table = ws.store.table(IDENTIFIERS)
     rows = ws.store.to_pyarrow(table.filter(table.identifier_type == "user_id")).to_pylist()
     owner = {r["profile_id"]: r["identifier_value"] for r in rows}
-    return {owner[p] for p in profile_ids}
+    return {owner.get(p, p) for p in profile_ids}  # a profile with no user id: its own id
 
 
 def matching(ws: Workspace, query: str, **kw: Any) -> set[str]:

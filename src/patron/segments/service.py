@@ -72,8 +72,6 @@ _W_SCOPE = "segment_work_scope"
 _W_NEW = "segment_work_new"
 _W_ENTER = "segment_work_enter"
 _W_EXIT = "segment_work_exit"
-#: Meta key: the profile build (profiles/service.py ``BUILD``) the segments reflect.
-_SEEN_BUILD = "segments_profiles_build"
 
 DYNAMIC, STATIC = "dynamic", "static"
 ENTER, EXIT = "enter", "exit"
@@ -91,6 +89,7 @@ DEFINITIONS_SCHEMA = pa.schema(
         ("full_refresh_at", pa.timestamp("us")),
         ("depends_on", pa.string()),
         ("time_dependent", pa.bool_()),
+        ("profiles_build", pa.int64()),
     ]
 )
 MEMBERS_SCHEMA = pa.schema([("segment", pa.string()), ("profile_id", pa.string()), ("entered_at", pa.timestamp("us"))])
@@ -468,7 +467,7 @@ class Segments:
             "name": name, "kind": kind, "query": query, "description": description,
             "origin": origin or ("query" if query is not None else "upload"), "created_at": now, "updated_at": now,
             "refreshed_at": now, "full_refresh_at": now, "depends_on": orjson.dumps(depends).decode(),
-            "time_dependent": time_dependent,
+            "time_dependent": time_dependent, "profiles_build": self._build(),
         }  # fmt: skip
         run_id = _run_id()
         changes = self._ensure_tables()
@@ -490,6 +489,10 @@ class Segments:
         shown["warnings"] += self._overlap_warnings(name)
         return shown
 
+    def _build(self) -> int:
+        """The profile build (profiles/service.py ``BUILD``) the profiles are at now."""
+        return int(self.store.get_meta(BUILD) or 0)
+
     def _refuse_self_reference(self, name: str, query: str) -> None:
         if any(r.name == name for r in segment_references(self.parse(query))):
             raise SegmentCycle([name, name])
@@ -509,7 +512,8 @@ class Segments:
             condition, needs = self.check(query)
             check_cycles(self._definitions(), name, sorted(needs.segments))
             row.update(query=query, depends_on=orjson.dumps(sorted(needs.segments)).decode(),
-                       time_dependent=needs.time_dependent, refreshed_at=now, full_refresh_at=now)  # fmt: skip
+                       time_dependent=needs.time_dependent, refreshed_at=now, full_refresh_at=now,
+                       profiles_build=self._build())  # fmt: skip
             changes += self._evaluation(name, condition, needs, self._now(), now, "redefined", _run_id())
         row["updated_at"] = now
         changes.append(ReplaceRows(DEFINITIONS, ("name",), self._definition_row(row)))
@@ -618,31 +622,35 @@ class Segments:
         order = _dependency_order(definitions, names)
         now = self.clock()
         evaluated_at = self._now(as_of)
-        build_now = self.store.get_meta(BUILD)
-        seen = self.store.get_meta(_SEEN_BUILD)
-        full_build = self.store.get_meta(FULL_BUILD)
-        everything = full or seen is None or build_now is None or int(full_build or 0) > int(seen)
-        scope_rows: pa.Table | None = None
-        if not everything and seen is not None and self.store.has_table(CHANGES):
-            feed = self.store.table(CHANGES)
-            scope_rows = self.store.to_pyarrow(feed.filter(feed.build > int(seen)).select("profile_id").distinct())
+        build_now = self._build()
+        last_full = int(self.store.get_meta(FULL_BUILD) or 0)
         catalogue = self.catalogue()
         plans: list[tuple[str, dict[str, Any], ast.Condition, Requirements, bool]] = []
+        since: int | None = None  # the oldest build an incremental evaluation starts from
         for name in order:
             row = definitions[name]
             if row["kind"] != DYNAMIC:
                 continue
             condition, needs = requirements_of(self, row["query"], catalogue)
+            seen = row["profiles_build"]
             stale_clock = row["time_dependent"] and (
                 as_of is not None or row["full_refresh_at"] is None or now - row["full_refresh_at"] >= self.time_refresh
             )
-            whole = everything or stale_clock or scope_rows is None
-            if not whole and scope_rows is not None and scope_rows.num_rows == 0:
-                continue  # no profile changed, and the clock has not moved it
+            # A full profile build touches every profile: no list of changes covers it.
+            whole = full or seen is None or last_full > seen or stale_clock or not self.store.has_table(CHANGES)
+            if not whole and seen >= build_now:
+                continue  # no profile changed since, and the clock has not moved it
+            if not whole:
+                since = seen if since is None else min(since, seen)
             plans.append((name, row, condition, needs, whole))
+        scope_rows: pa.Table | None = None
+        if since is not None:
+            feed = self.store.table(CHANGES)
+            scope_rows = self.store.to_pyarrow(feed.filter(feed.build > since).select("profile_id").distinct())
+        everything = all(whole for *_, whole in plans)
         changes = self._ensure_tables()
         report = RefreshReport(
-            "full" if everything else "incremental", run_id,
+            "none" if not plans else "full" if everything else "incremental", run_id,
             changed_profiles=None if scope_rows is None else scope_rows.num_rows,
         )  # fmt: skip
         combined = Requirements()
@@ -668,13 +676,14 @@ class Segments:
             matching = compiler.matching(condition, sources)
             cause = "refresh" if whole else "profile changed"
             changes += self._membership_changes(name, matching, None if whole else scope, now, cause, run_id)
-            updated = dict(row, refreshed_at=now, full_refresh_at=now if whole else row["full_refresh_at"])
+            updated = dict(row, refreshed_at=now, full_refresh_at=now if whole else row["full_refresh_at"],
+                           profiles_build=build_now)  # fmt: skip
             changes.append(ReplaceRows(DEFINITIONS, ("name",), self._definition_row(updated)))
             report.segments[name] = {"mode": "full" if whole else "incremental"}
         changes += self._follow_merges(definitions, now, run_id)
         for name in (_W_EVENTS, _W_SCOPED_EVENTS, _W_SCOPE):
             changes.append(Drop(name))
-        self.store.write(changes, {_SEEN_BUILD: build_now or "0"})
+        self.store.write(changes)
         self._report_counts(report)
         report.seconds = round(time.perf_counter() - started, 3)
         return report
