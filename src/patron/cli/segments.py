@@ -14,6 +14,7 @@ import typer
 
 from patron.cli.options import JsonOption, StoreOption, workspace
 from patron.cli.output import console, print_json, print_table
+from patron.segments.exceptions import SegmentError
 
 app = typer.Typer(help="Segments: dynamic and static groups of customers, with their history.", no_args_is_help=True)
 
@@ -46,8 +47,7 @@ def parse_instant(text: str | None, option: str) -> datetime | date | None:
             return date.fromisoformat(value)
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a date (2024-01-31) or an ISO time (2024-01-31T12:00:00Z)",
-                                 param_hint=option) from None  # fmt: skip
+        raise SegmentError(f"{option}: {text!r} is not a date (2024-01-31) or an ISO time (2024-01-31T12:00:00Z)") from None
     if parsed.tzinfo is not None:
         from datetime import UTC
 
@@ -77,7 +77,7 @@ def create(
     """Save a segment: dynamic (re-evaluated on every refresh), static from a query
     (--static), or static from a file of ids (--ids)."""
     if (where is None) == (ids is None):
-        raise typer.BadParameter("give --where QUERY or --ids FILE.csv", param_hint="--where")
+        raise SegmentError("give --where QUERY or --ids FILE.csv")
     with workspace(store) as ws, console.status("evaluating..."):
         shown = ws.segments.create(name, where, static=static or ids is not None, description=description, ids=ids,
                                    as_of=parse_instant(as_of, "--as-of"))  # fmt: skip
@@ -101,7 +101,7 @@ def update(
 ) -> None:
     """Change a dynamic segment's query or a segment's description."""
     if where is None and description is None:
-        raise typer.BadParameter("give --where or --description", param_hint="--where")
+        raise SegmentError("give --where or --description")
     with workspace(store) as ws:
         shown = ws.segments.update(name, query=where, description=description)
     if as_json:
@@ -257,7 +257,7 @@ def cluster(
 ) -> None:
     """Find a few key segments with k-means and save each as a static segment."""
     if k != "auto" and not (k.isdigit() and 2 <= int(k) <= 8):
-        raise typer.BadParameter("auto or a number from 2 to 8", param_hint="--k")
+        raise SegmentError(f"--k: {k!r} is neither auto nor a number from 2 to 8")
     names = [f.strip() for f in features.split(",") if f.strip()]
     with workspace(store) as ws, console.status("clustering..."):
         result = ws.segments.cluster(names, k=None if k == "auto" else int(k), seed=seed, prefix=prefix,

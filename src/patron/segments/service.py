@@ -808,9 +808,7 @@ class Segments:
             members = [p for p, cluster in zip(ids, result.labels.tolist(), strict=True) if cluster == index]
             self.create(segment, profile_ids=members, description=label, origin=f"cluster:{prefix}")
             saved.append({"segment": segment, "name": label, "size": size, "center": result.centers[index]})
-        summary = result.as_json()
-        return {**summary, "curve": {int(k_): v for k_, v in summary["curve"].items()}, "profiles": len(ids),
-                "segments": saved}  # fmt: skip
+        return {**result.as_json(), "profiles": len(ids), "segments": saved}
 
     # -- static lists -------------------------------------------------------------------
 
