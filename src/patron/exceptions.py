@@ -25,6 +25,13 @@ HTTP layer maps ``http_status`` and ``code`` onto a JSON body.
     │   └── MissingColumn                bad mapping; a mapped column the file lacks
     ├── ProfilesError                    patron.profiles.exceptions
     │   └── ProfilesNotBuilt             profiles asked for before `patron profiles build`
+    ├── SegmentError                     patron.segments.exceptions: a bad name, file or option
+    │   ├── SegmentQueryError            a query that cannot be used (token, column, what was expected)
+    │   ├── UnknownSegment               no segment by that name
+    │   ├── SegmentExists                the name is taken
+    │   ├── SegmentInUse                 other segments refer to it (in_segment)
+    │   ├── SegmentCycle                 in_segment references that loop back
+    │   └── ClusteringUnavailable        scikit-learn (patron[cluster]) is not installed
     └── IdentityError                    patron.identity.exceptions
         ├── UnknownProfile               no profile id or identifier by that name
         ├── NotResolved                  the identity graph is not built yet

@@ -96,9 +96,12 @@ class Workspace:
         """The single customer view: merged traits, computed traits, timelines."""
         from patron.profiles.service import Profiles
 
-        return Profiles(
+        profiles = Profiles(
             self.store, self.identity, self.tombstones, source_priority=self.settings.profile_source_priority
         )
+        # An erased person leaves no segment membership or history behind.
+        profiles.erasure_hooks.append(lambda profile_id: self.segments.forget(profile_id))
+        return profiles
 
     @cached_property
     def segments(self) -> Segments:

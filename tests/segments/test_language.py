@@ -693,4 +693,4 @@ def test_hours_are_durations_but_not_dates() -> None:
     parsed = parse("performed('A') then performed('B') within 12h")
     assert isinstance(parsed, Funnel) and parsed.within == Duration(12, "h")
     e = error_of("last_seen > -12h")
-    assert "column 13" in str(e) and "not hours" in str(e)
+    assert "column 16: unexpected 'h'" in str(e) and "relative dates take one letter" in str(e)

@@ -277,3 +277,28 @@ def test_create_refuses_a_taken_name_and_needs_one_source(shop: Workspace, tmp_p
 def test_the_evaluation_instant_can_be_fixed(shop: Workspace) -> None:
     shop.segments.create("recent-then", "performed('Order Completed', within 30d)", as_of=datetime(2024, 1, 31))
     assert members(shop, "recent-then") == {"u1", "u3"}
+
+
+def test_an_erased_person_leaves_no_segment_rows(shop: Workspace, clock: Clock) -> None:
+    shop.segments.create("us", "country = 'US'")
+    send(shop, identify("u2", {"country": "US"}, day="2024-06-29"))
+    shop.segments.refresh()
+    u1 = shop.identity.profile_id("user_id:u1")
+    receipt = shop.profiles.erase("user_id:u1")
+    assert receipt.profile_id == u1
+    table = shop.store.table(HISTORY)
+    assert shop.store.execute(table.filter(table.profile_id == u1).count()) == 0
+    assert u1 not in shop.segments.members("us")["profile_id"].to_pylist()
+    assert u1 not in shop.segments.members("us", clock.now)["profile_id"].to_pylist()
+    assert members(shop, "us") == {"u2", "u4", "u8"}
+    shop.segments.refresh()
+    assert members(shop, "us") == {"u2", "u4", "u8"}
+
+
+def test_ids_that_look_like_numbers_stay_text(shop: Workspace, tmp_path: Path) -> None:
+    send(shop, identify("007", {"email": "bond@shop.com"}))
+    shop.profiles.build()
+    path = tmp_path / "ids.csv"
+    path.write_text("user_id\n007\n")
+    shop.segments.create("agents", ids=path)
+    assert members(shop, "agents") == {"007"}

@@ -15,7 +15,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.responses import Response
 
 import patron
-from patron.api import browser, collect, profiles
+from patron.api import browser, collect, profiles, segments
 from patron.api.errors import install_error_handlers, json_response
 from patron.api.schemas import DOCUMENTED_MODELS, HealthResponse
 from patron.collect.keys import KeyRing
@@ -71,10 +71,11 @@ def create_app(settings: Settings | None = None, workspace: Workspace | None = N
     app.include_router(collect.router)
     app.include_router(browser.router)
     app.include_router(profiles.router)
+    app.include_router(segments.router)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=["*"],
         max_age=86400,
     )

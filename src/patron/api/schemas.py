@@ -1,15 +1,17 @@
-"""Pydantic models of the tracking API, for the OpenAPI document and typed clients.
+"""Pydantic models of the tracking API and the segments API, for the OpenAPI document and typed clients.
 
-The hot path validates with :mod:`patron.collect.spec` instead of these models (see
-docs/decisions/002-hand-written-message-validation.md); both describe the same rules,
-and ``tests/api/test_openapi.py`` checks that valid examples satisfy both.
+The tracking hot path validates with :mod:`patron.collect.spec` instead of these models
+(see docs/decisions/002-hand-written-message-validation.md); both describe the same
+rules, and ``tests/api/test_openapi.py`` checks that valid examples satisfy both. The
+segments API's request models (``*Request``) do validate its bodies.
 """
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 Identifier = Annotated[str | int, Field(description="A string; integers are stored as strings.")]
 
@@ -119,6 +121,86 @@ class ErrorResponse(BaseModel):
     code: str
     message: str
     field: str | None = None
+
+
+class SegmentQueryErrorResponse(ErrorResponse):
+    """A segment query that cannot be used; where its culprit is, to underline it."""
+
+    field: str | None = Field("where", description="The body field holding the query.")
+    column: int | None = Field(None, description="1-based column of the culprit in its line.")
+    line: int | None = Field(None, description="1-based line of the culprit.")
+    token: str | None = Field(None, description="The text to underline.")
+    reason: str = Field(..., description="What is wrong, without the position.")
+
+
+def _instant(value: object) -> object:
+    # Only text: pydantic alone would also take a number as seconds since 1970.
+    if not isinstance(value, str):
+        raise ValueError("give a date (2024-01-31) or an ISO time (2024-01-31T12:00:00Z) as a string")
+    from patron.segments.dates import parse_instant
+
+    return parse_instant(value)
+
+
+Instant = Annotated[
+    datetime | date,
+    BeforeValidator(_instant),
+    Field(description="A date (the end of that day, UTC) or an ISO time with Z or an offset."),
+]
+SegmentName = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$",
+        description="1-100 letters, digits, '-', '_' or '.', not starting with '-' or '.'.",
+        examples=["vip-us"],
+    ),
+]
+SegmentQuery = Annotated[
+    str,
+    Field(
+        min_length=1, max_length=100_000, description="A segment query.",
+        examples=["country = 'US' AND performed('Order Completed', within 90d)"],
+    ),
+]  # fmt: skip
+
+
+class _SegmentRequest(BaseModel):
+    # Strict: a typo in a field name or "static": "no" must not pass silently.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class CreateSegmentRequest(_SegmentRequest):
+    """A dynamic segment (``where``), a static one frozen from a query (``where`` and
+    ``static``), or a static list (``ids``)."""
+
+    name: SegmentName
+    where: SegmentQuery | None = None
+    static: bool = Field(False, description="Freeze the profiles matching now; never evaluated again.")
+    description: str = Field("", max_length=10_000, description="What the segment is for.")
+    ids: list[Annotated[str, Field(min_length=1, max_length=1000, pattern=r"^[^\r\n]+$")]] | None = Field(
+        None, min_length=1, max_length=1_000_000,
+        description="A static list: profile ids (old ones follow their merge), emails or user ids.",
+    )  # fmt: skip
+    as_of: Instant | None = Field(None, description="Evaluate as of this date or time instead of now.")
+
+
+class UpdateSegmentRequest(_SegmentRequest):
+    """Give ``where``, ``description`` or both."""
+
+    where: SegmentQuery | None = Field(None, description="A new query, evaluated at once (dynamic segments only).")
+    description: str | None = Field(None, max_length=10_000)
+
+
+class PreviewRequest(_SegmentRequest):
+    where: SegmentQuery
+    sample: int = Field(10, ge=0, le=1000, description="Matching profiles to show.")
+    as_of: Instant | None = Field(None, description="Evaluate as of this date or time instead of now.")
+
+
+class RefreshRequest(_SegmentRequest):
+    names: list[str] | None = Field(None, description="Segments to refresh, with those they use (default: all).")
+    full: bool = Field(False, description="Evaluate over every profile, not only those changed since the last refresh.")
+    as_of: Instant | None = Field(None, description="Evaluate as of this date or time instead of now.")
 
 
 class HealthResponse(BaseModel):

@@ -38,21 +38,15 @@ class Format(StrEnum):
 
 
 def parse_instant(text: str | None, option: str) -> datetime | date | None:
-    """A date (``2024-01-31``) or an ISO time (``2024-01-31T12:00:00Z``), as naive UTC."""
+    """``--at``/``--as-of``: a date or an ISO time (segments/dates.py), as naive UTC."""
     if text is None:
         return None
-    value = text.strip()
-    try:
-        if "T" not in value and " " not in value:
-            return date.fromisoformat(value)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise SegmentError(f"{option}: {text!r} is not a date (2024-01-31) or an ISO time (2024-01-31T12:00:00Z)") from None
-    if parsed.tzinfo is not None:
-        from datetime import UTC
+    from patron.segments.dates import parse_instant as parse
 
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
+    try:
+        return parse(text)
+    except ValueError as error:
+        raise SegmentError(f"{option}: {error}") from None
 
 
 def _warn(warnings: list[str]) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -128,6 +128,9 @@ class Profiles:
         self.computed = computed
         self.source_priority = tuple(source_priority)
         self._built_under: str | None = None
+        self.erasure_hooks: list[Callable[[str], list[Change]]] = []
+        """Called with the erased profile's id: the changes that remove what later stages
+        (which this layer does not know) hold about the person."""
 
     def build(self, *, resolve: bool = True, full: bool = False) -> BuildReport:
         """Resolve identities (unless told not to), then bring traits, computed traits and
@@ -332,7 +335,12 @@ class Profiles:
         rows = self.store.to_pyarrow(identifiers.filter(identifiers.profile_id == profile)).to_pylist()
         members = [Identifier(r["identifier_type"], r["identifier_value"]) for r in rows]
         plan = plan_erasure(self.store, self.tombstones, profile, members)
+        # Later stages' rows about the person (segment memberships and their history),
+        # found while the graph still knows the person's earlier profile ids.
+        forget = [change for hook in self.erasure_hooks for change in hook(profile)]
         self.store.apply_erasure(plan.tombstones, plan.event_keys, plan.failed_ids, plan.identifiers, plan.receipt_rows)
+        if forget:
+            self.store.write(forget)
         self.tombstones.remember(set(plan.tombstones.column("tombstone").to_pylist()))
         self.identity.facts.forget(plan.event_keys)
         self.build(resolve=True, full=True)  # derived tables, rebuilt without the person

@@ -11,7 +11,7 @@ time one calendar month ago.
 from __future__ import annotations
 
 import calendar
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from patron.segments.ast import DateValue, Duration
 
@@ -74,3 +74,17 @@ def anniversary_keys(low: date, high: date) -> list[int] | None:
             keys.add(229)
         day += timedelta(days=1)
     return sorted(keys)
+
+
+def parse_instant(text: str) -> datetime | date:
+    """A date (``2024-01-31``) or an ISO time (``2024-01-31T12:00:00Z``, an offset, or none
+    for UTC) as typed in ``--at``/``--as-of`` or an API field, as naive UTC like every
+    stored time. Raises ``ValueError`` with a message naming the forms."""
+    value = text.strip()
+    try:
+        if "T" not in value and " " not in value:
+            return date.fromisoformat(value)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date (2024-01-31) or an ISO time (2024-01-31T12:00:00Z)") from None
+    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo is not None else parsed

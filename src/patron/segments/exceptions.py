@@ -47,6 +47,18 @@ class SegmentExists(SegmentError):
         super().__init__(f"a segment named {name!r} exists; delete it first or choose another name")
 
 
+class SegmentInUse(SegmentError):
+    """A segment other segments refer to (``in_segment``) cannot be deleted."""
+
+    http_status = 409
+    code = "segment_in_use"
+
+    def __init__(self, name: str, users: list[str]) -> None:
+        self.name = name
+        self.users = users
+        super().__init__(f"segment {name!r} is used by {', '.join(users)} (in_segment); delete those first")
+
+
 class SegmentCycle(SegmentError):
     """``in_segment`` references that loop back to the segment being defined."""
 

@@ -412,7 +412,9 @@ def _token_error(text: str, fed: list[Token], bad: Token) -> SegmentQueryError:
         hints.append(f"text goes in quotes: '{bad}'")
     if bad.type == "NAME" and prev is not None and prev.type == "NUMBER" and prev.end_pos == bad.start_pos:
         n = str(prev).lstrip("-")
-        hints.append(f"relative dates and durations take one letter: -{n}d, -{n}w, -{n}m, -{n}y, {n}d")
+        hints.append(
+            f"relative dates take one letter (-{n}d, -{n}w, -{n}m, -{n}y), durations also hours ({n}d, {n}h)"
+        )
     if bad.type == "WITHIN" and prev is not None and prev.type == "_RPAR" and "_THEN" in expected:
         hints.append("put within inside the parentheses, like performed('Order Completed', within 7d)")
     if bad.type == "EQ" and prev is not None and prev.type == "EQ":

@@ -58,6 +58,7 @@ from patron.segments.exceptions import (
     SegmentCycle,
     SegmentError,
     SegmentExists,
+    SegmentInUse,
     SegmentQueryError,
     UnknownSegment,
 )
@@ -592,7 +593,7 @@ class Segments:
         self._definition(name)
         users = [d["name"] for d in self._definitions().values() if name in orjson.loads(d["depends_on"] or "[]")]
         if users:
-            raise SegmentError(f"segment {name!r} is used by {', '.join(sorted(users))} (in_segment); delete those first")
+            raise SegmentInUse(name, sorted(users))
         size = self._sizes().get(name, 0)
         now = self.clock()
         empty = ibis.memtable(_SCOPE_SCHEMA.empty_table())
@@ -761,6 +762,17 @@ class Segments:
                 found.append(f"{result['both'] / smaller:.0%} of the smaller of {name!r} and {other!r} is in both")
         return found
 
+    def forget(self, profile_id: str) -> list[Change]:
+        """The changes that remove an erased person from every segment and its history
+        (their profile id and the ids merged into it): a profiles erasure hook."""
+        ids = {profile_id}
+        if self.store.has_table(REDIRECTS):
+            redirects = self.store.table(REDIRECTS)
+            old = redirects.filter(redirects.profile_id == profile_id).select("old_profile_id")
+            ids |= set(self.store.to_pyarrow(old)["old_profile_id"].to_pylist())
+        keys = pa.table({"profile_id": pa.array(sorted(ids), pa.string())})
+        return [DeleteRows(name, ("profile_id",), keys) for name in (MEMBERS, HISTORY) if self.store.has_table(name)]
+
     # -- RFM and clusters ---------------------------------------------------------------
 
     def rfm(self, *, as_of: datetime | date | None = None) -> dict[str, Any]:
@@ -820,9 +832,10 @@ class Segments:
         import pyarrow.csv as csv
 
         try:
-            table = csv.read_csv(path, read_options=csv.ReadOptions(autogenerate_column_names=False),
-                                 convert_options=csv.ConvertOptions(strings_can_be_null=False,
-                                                                    column_types={}))  # fmt: skip
+            header = csv.read_csv(path, read_options=csv.ReadOptions(block_size=1 << 16)).schema.names
+            # Every column as text: "007" is an id, not the number 7.
+            table = csv.read_csv(path, convert_options=csv.ConvertOptions(
+                column_types={name: pa.string() for name in header}, strings_can_be_null=False))  # fmt: skip
         except (OSError, pa.ArrowInvalid) as error:
             raise SegmentError(f"cannot read {path}: {error}") from None
         names = {c.lower().strip(): c for c in table.column_names}
