@@ -275,6 +275,10 @@ def rfm(as_of: AsOfOption = None, store: StoreOption = None, as_json: JsonOption
     _print_rfm(summary)
 
 
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+
+
 def _share(value: float | None) -> str:
     return "" if value is None else f"{value:.1%}"
 
@@ -291,6 +295,6 @@ def _print_rfm(summary: dict[str, Any]) -> None:
         cells = []
         for measure in ("r", "f", "m"):
             band = next((b for b in thresholds[measure] if b["score"] == score), None)
-            cells.append("" if band is None or band["min"] is None else f"{band['min']:,.4g} - {band['max']:,.4g}")
+            cells.append("" if band is None or band["min"] is None else f"{_number(band['min'])} - {_number(band['max'])}")
         bands.append((str(score), *cells))
     print_table("thresholds (values that get each score)", ["score", "recency (days)", "frequency (orders)", "monetary"], bands)

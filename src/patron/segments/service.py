@@ -222,8 +222,9 @@ class Segments:
         if not self.store.has_table(COMPUTED):
             raise ProfilesNotBuilt()
         computed = self.store.table(COMPUTED)
+        described = {t.name: t.description for t in self.profiles.computed}
         attributes = {
-            name: AttributeInfo(name, kind_of(dtype), "computed")
+            name: AttributeInfo(name, kind_of(dtype), "computed", described.get(name, ""))
             for name, dtype in computed.schema().items()
             if not name.startswith("_") and name != "profile_id"
         }
