@@ -209,6 +209,7 @@ class Segments:
         """A fixed evaluation instant (``PATRON_SEGMENTS_AS_OF``): data from the past."""
         self.time_refresh = time_refresh
         self.anniversaries = anniversaries
+        self._catalogue: tuple[int, Catalogue] | None = None
 
     # -- the language -------------------------------------------------------------------
 
@@ -218,9 +219,18 @@ class Segments:
         return parse(query)
 
     def catalogue(self) -> Catalogue:
-        """Every attribute a query can name, with its kind."""
+        """Every attribute a query can name, with its kind (read again only after the
+        profiles changed: the kinds of traits come from a pass over their values)."""
         if not self.store.has_table(COMPUTED):
             raise ProfilesNotBuilt()
+        build = self._build()
+        if self._catalogue is not None and self._catalogue[0] == build:
+            return self._catalogue[1]
+        catalogue = self._read_catalogue()
+        self._catalogue = (build, catalogue)
+        return catalogue
+
+    def _read_catalogue(self) -> Catalogue:
         computed = self.store.table(COMPUTED)
         described = {t.name: t.description for t in self.profiles.computed}
         attributes = {
@@ -253,8 +263,9 @@ class Segments:
         """Parse and check a query; what evaluating it needs."""
         condition = self.parse(query)
         needs = requirements(condition, catalogue or self.catalogue(), self.anniversaries)
-        known = self._definitions()
-        for reference in segment_references(condition):
+        references = list(segment_references(condition))
+        known = self._definitions() if references else {}
+        for reference in references:
             if reference.name not in known:
                 raise SegmentQueryError(
                     f"in_segment names no segment {reference.name!r}", column=reference.position.column,
