@@ -1,11 +1,13 @@
-"""Segments are DuckDB's on every backend: each kind of clause and behavioral condition,
-and a create, refresh and point-in-time read."""
+"""Segments and RFM are DuckDB's on every backend: each kind of clause and behavioral
+condition, RFM scores and summary, and a create, refresh and point-in-time read."""
 
 from __future__ import annotations
 
 from patron.workspace import Workspace
 from tests.identity.test_incremental import store as collect
 from tests.parity.conftest import Pipeline
+from tests.parity.rfm_checks import check_rfm
+from tests.parity.rfm_checks import shop_messages as rfm_messages
 from tests.segments.conftest import NOW, Clock, identify, shop_messages, track, user_ids
 
 #: One query per way the compiler builds an expression (tests/segments/test_compiler.py
@@ -26,13 +28,17 @@ QUERIES = (
 )
 
 
-def test_every_kind_of_condition_matches_the_same_profiles(pipeline: Pipeline, reference: Workspace) -> None:
-    pipeline.collect(shop_messages())
-    collect(reference, shop_messages())
+def test_segments_and_rfm_are_the_same(pipeline: Pipeline, reference: Workspace) -> None:
+    """One Spark build for everything (each costs most of a minute): every kind of
+    condition, RFM scores and summary, then create, refresh and history."""
+    messages = shop_messages() + rfm_messages(7)
+    pipeline.collect(messages)
+    collect(reference, messages)
     ws = pipeline.workspace
+    clocks = {}
     for w in (ws, reference):
         w.profiles.build()
-        w.segments.clock = Clock(NOW)
+        clocks[id(w)] = w.segments.clock = Clock(NOW)
     for query in QUERIES:
         got = ws.segments.preview(query, sample=1000)
         expected = reference.segments.preview(query, sample=1000)
@@ -40,16 +46,9 @@ def test_every_kind_of_condition_matches_the_same_profiles(pipeline: Pipeline, r
             reference, [r["profile_id"] for r in expected.sample]
         ), query
         assert got.count == expected.count > 0, query
+    check_rfm(ws, reference, purchasers=30 + 7, prospects=6 + 1)
 
-
-def test_create_refresh_and_history_are_the_same(pipeline: Pipeline, reference: Workspace) -> None:
-    pipeline.collect(shop_messages())
-    collect(reference, shop_messages())
-    ws = pipeline.workspace
-    clocks = {}
     for w in (ws, reference):
-        w.profiles.build()
-        clocks[id(w)] = w.segments.clock = Clock(NOW)
         w.segments.create("us", "country = 'US'")
         w.segments.create("recent", "performed('Order Completed', within 30d)")
         w.segments.create("us-recent", "in_segment('us') AND in_segment('recent')")

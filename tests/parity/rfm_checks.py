@@ -1,4 +1,5 @@
-"""RFM scores, groups and the summary are DuckDB's on every backend."""
+"""RFM scores, groups and the summary are DuckDB's on every backend: the checks the segments
+parity test runs (tests/parity/test_segments_parity.py), sharing its Spark build."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ from typing import Any
 
 from patron.segments.rfm import PROSPECTS, rfm_scores, rfm_summary
 from patron.workspace import Workspace
-from tests.identity.test_incremental import store as collect
-from tests.parity.conftest import Pipeline
 
 AS_OF = datetime(2024, 7, 1, 6, 30)
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -49,13 +48,10 @@ def rounded(value: Any) -> Any:
     return value
 
 
-def test_rfm_scores_and_summary_are_the_same(pipeline: Pipeline, reference: Workspace) -> None:
-    messages = shop_messages(7)
-    pipeline.collect(messages)
-    collect(reference, messages)
-    ws = pipeline.workspace
-    ws.profiles.build()
-    reference.profiles.build()
+def check_rfm(ws: Workspace, reference: Workspace, purchasers: int, prospects: int) -> None:
+    """RFM scores, groups and the summary on ``ws`` are the reference's (built from the
+    same messages, :func:`shop_messages` among them). Run by the segments parity test,
+    which shares one Spark build with it (tests/parity/test_segments_parity.py)."""
 
     def scores(w: Workspace) -> list[dict[str, Any]]:
         rows = w.store.to_pyarrow(rfm_scores(w.store.table("profile_computed"), AS_OF)).to_pylist()
@@ -63,10 +59,10 @@ def test_rfm_scores_and_summary_are_the_same(pipeline: Pipeline, reference: Work
 
     expected = scores(reference)
     assert scores(ws) == expected
-    assert sum(row["rfm_group"] == PROSPECTS for row in expected) == 6
+    assert sum(row["rfm_group"] == PROSPECTS for row in expected) == prospects
     assert any(row["monetary"] == 0.0 for row in expected), "the buyer without revenue"
     assert len({row["rfm_group"] for row in expected}) >= 5
     computed = ws.store.table("profile_computed")
     summary = rfm_summary(ws.store, computed, AS_OF)
     assert rounded(summary) == rounded(rfm_summary(reference.store, reference.store.table("profile_computed"), AS_OF))
-    assert (summary["purchasers"], summary["prospects"]) == (30, 6)
+    assert (summary["purchasers"], summary["prospects"]) == (purchasers, prospects)
