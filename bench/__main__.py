@@ -1,10 +1,11 @@
 """`make bench` / `python -m bench`: run the benchmarks and print their figures.
 
-    python -m bench                 # all five, full length (60 s load runs, 1,000,000 rows,
-                                    # 1,000,000 customers and about 22,000,000 events, and the
-                                    # 20,000,000-event build on DuckDB and Spark local[1], local[2])
-    python -m bench --quick         # 10 s load runs, 200,000 rows, 50,000 customers
-    python -m bench --only ingest   # one of: ingest, track, orders, profiles, spark (repeatable)
+    python -m bench                 # all six, full length (60 s load runs, 1,000,000 rows,
+                                    # 1,000,000 customers and about 22,000,000 events, the
+                                    # 20,000,000-event build on DuckDB and Spark local[1], local[2],
+                                    # and 20 segments on 1.1 M profiles and 24 M events)
+    python -m bench --quick         # 10 s load runs, 200,000 rows, 50,000 customers, 4.8 M events
+    python -m bench --only ingest   # one of: ingest, track, orders, profiles, spark, segments (repeatable)
 
 The profiles benchmark keeps its loaded store in bench/results/ (``--base``), so only
 the first full run pays the 15 minutes or so of loading.
@@ -24,7 +25,7 @@ from typing import Any
 
 from bench.common import RESULTS, machine
 
-NAMES = ("ingest", "track", "orders", "profiles", "spark")
+NAMES = ("ingest", "track", "orders", "profiles", "spark", "segments")
 
 
 def cpu_idle_share(seconds: float = 1.0) -> float:
@@ -79,6 +80,12 @@ def main() -> None:
 
             events = 1_000_000 if args.quick else 20_000_000
             result = spark_build.run(events, [1, 2], "12g")
+        elif name == "segments":
+            from bench import segments_eval
+
+            # --quick: one copy of the collected store (4.8 M events, 221,238 profiles)
+            scale = (4_800_000, 0) if args.quick else (20_000_000, 1_000_000)
+            result = segments_eval.run(*scale)
         else:
             from bench import profiles_build
 
@@ -133,6 +140,16 @@ def _summary(results: dict[str, Any]) -> None:
             f"extraction, once per event, {r['facts_extraction_s (once per event)']} s), "
             f"{r['new_events']:,} new events in {r['incremental_resolve_and_build_s']} s; peak RSS "
             f"{r['peak_rss_mib']} MiB (targets: full rebuild < 60 s, incremental < 2 s)"
+        )
+    if "segments" in results:
+        r = results["segments"]["summary"]
+        ok = "PASS" if r["full_target_met (< 20 s)"] and r["incremental_build_and_refresh_target_met (< 2 s)"] else "FAIL"
+        print(
+            f"  segments {ok}: 20 segments from scratch {r['full_refresh_20_segments_s']} s; after 10,000 new "
+            f"events: build {r['incremental_build_s']} s + refresh {r['incremental_refresh_s']} s, equal to a "
+            f"full evaluation: {r['incremental_equals_full']}; pandas {r['pandas_total_s']} s "
+            f"({r['pandas_total_over_patron_full']}x; compute only {r['pandas_compute_over_patron_full']}x) "
+            "(targets: < 20 s from scratch, < 2 s incremental)"
         )
 
 
