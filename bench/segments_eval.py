@@ -84,11 +84,11 @@ def _advance_event_seq(path: Path) -> None:
 
     with duckdb.connect(str(path)) as con:
         top = int((con.execute("SELECT max(seq) FROM events").fetchone() or (0,))[0] or 0)
-        row = con.execute("SELECT last_value FROM duckdb_sequences() WHERE sequence_name = 'event_seq'").fetchone()
-        last = int(row[0]) if row and row[0] is not None else 0
-        if last < top:
-            con.execute(f"SELECT max(nextval('event_seq')) FROM range({top - last})")
-            con.execute("CHECKPOINT")
+        # A new session reports no last value: take one number to learn where it stands.
+        now = int((con.execute("SELECT nextval('event_seq')").fetchone() or (0,))[0])
+        if now <= top:
+            con.execute(f"SELECT max(nextval('event_seq')) FROM range({top - now + 1})")
+        con.execute("CHECKPOINT")
 
 
 def built_store(copies: int) -> tuple[Path, dict[str, Any] | None]:
@@ -297,6 +297,8 @@ def incremental(ws: Workspace, copies: int, customers: int, added: int) -> dict[
     batch = new_batch(copies, customers, added)
     _, store_s = timed(lambda: load(ws, iter(batch)))
     build, build_s = timed(lambda: ws.profiles.build())
+    if not build.rebuilt:
+        raise RuntimeError(f"the {added:,} new events changed no profile: were they stored above the watermark?")
     refreshed, refresh_s = timed(lambda: segments.refresh(build=False))
     modes = sorted({e["mode"] for e in refreshed.segments.values()})
     # The check: a full evaluation over the result must change nothing.
