@@ -302,3 +302,18 @@ def test_ids_that_look_like_numbers_stay_text(shop: Workspace, tmp_path: Path) -
     path.write_text("user_id\n007\n")
     shop.segments.create("agents", ids=path)
     assert members(shop, "agents") == {"007"}
+
+
+def test_rfm_segments_and_their_users_are_evaluated_over_everyone(shop: Workspace, clock: Clock) -> None:
+    # RFM scores rank customers against each other: one customer's new orders can move
+    # another's score without any event of theirs.
+    shop.segments.create("loyal", "rfm_group = 'Loyal Customers'")
+    shop.segments.create("loyal-us", "in_segment('loyal') AND country = 'US'")
+    shop.segments.create("us", "country = 'US'")
+    clock.advance(minutes=5)
+    send(shop, *[track("u8", "Order Completed", "2024-06-2" + str(d), f"o8-more-{d}", revenue=500.0) for d in range(1, 9)])
+    report = shop.segments.refresh()
+    assert report.segments["loyal"]["mode"] == "full" and report.segments["loyal-us"]["mode"] == "full"
+    assert report.segments["us"]["mode"] == "incremental"
+    for name, query in (("loyal", "rfm_group = 'Loyal Customers'"), ("loyal-us", "in_segment('loyal') AND country = 'US'")):
+        assert members(shop, name) == matching(shop, query)

@@ -640,6 +640,7 @@ class Segments:
         catalogue = self.catalogue()
         plans: list[tuple[str, dict[str, Any], ast.Condition, Requirements, bool]] = []
         since: int | None = None  # the oldest build an incremental evaluation starts from
+        whole_names: set[str] = set()
         for name in order:
             row = definitions[name]
             if row["kind"] != DYNAMIC:
@@ -651,10 +652,17 @@ class Segments:
             )
             # A full profile build touches every profile: no list of changes covers it.
             whole = full or seen is None or last_full > seen or stale_clock or not self.store.has_table(CHANGES)
+            # RFM scores rank each customer against all the others, so a change to some
+            # moves the scores of the rest; and a segment using one evaluated in full
+            # this run may see unchanged profiles enter or leave it.
+            used = orjson.loads(row["depends_on"] or "[]")
+            whole = whole or needs.rfm or any(u in whole_names for u in used)
             if not whole and seen >= build_now:
                 continue  # no profile changed since, and the clock has not moved it
             if not whole:
                 since = seen if since is None else min(since, seen)
+            else:
+                whole_names.add(name)
             plans.append((name, row, condition, needs, whole))
         scope_rows: pa.Table | None = None
         if since is not None:
