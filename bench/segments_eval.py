@@ -45,7 +45,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, machine, vm_hwm_kib
+from bench.common import RESULTS, machine, system_cpu_s, vm_hwm_kib
 from bench.profiles_build import SEED, load
 from bench.spark_build import _collected, _write_copies, counts, stages
 from patron.config import Settings
@@ -157,6 +157,23 @@ def timed(action: Any) -> tuple[Any, float]:
     return result, round(time.perf_counter() - began, 2)
 
 
+def _own_cpu_s() -> float:
+    """CPU seconds of this process and its finished children."""
+    return sum(u.ru_utime + u.ru_stime for u in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))
+
+
+def metered(action: Any, into: dict[str, float], label: str) -> tuple[Any, float]:
+    """:func:`timed`, and in ``into[label]`` the share of the machine's CPU that other
+    processes (other sessions' tests) used meanwhile: a figure measured beside them is slower."""
+    busy0, total0 = system_cpu_s()
+    own0 = _own_cpu_s()
+    result, seconds = timed(action)
+    busy1, total1 = system_cpu_s()
+    other = (busy1 - busy0) - (_own_cpu_s() - own0)
+    into[label] = round(max(0.0, other) / max(1e-9, total1 - total0), 2)
+    return result, seconds
+
+
 def _sizes(report: Any) -> dict[str, int]:
     return {name: int(entry["size"]) for name, entry in report.segments.items()}
 
@@ -181,9 +198,10 @@ def from_scratch(ws: Workspace) -> dict[str, Any]:
     # From scratch: the definitions exist, nobody is a member yet (a first deployment);
     # the refresh evaluates all 20 and writes every entry.
     ws.store.write([Replace(MEMBERS, MEMBERS_SCHEMA.empty_table()), Replace(HISTORY, HISTORY_SCHEMA.empty_table())])
-    first, first_s = timed(lambda: segments.refresh(full=True, build=False))
+    other: dict[str, float] = {}
+    first, first_s = metered(lambda: segments.refresh(full=True, build=False), other, "full_refresh")
     # The same over memberships already current: the evaluation with (almost) no writes.
-    again, again_s = timed(lambda: segments.refresh(full=True, build=False))
+    again, again_s = metered(lambda: segments.refresh(full=True, build=False), other, "full_refresh_again")
     sizes = _sizes(first)
     profiles = int(ws.store.execute(ws.store.table("profile_computed").count()))
     return {
@@ -196,6 +214,7 @@ def from_scratch(ws: Workspace) -> dict[str, Any]:
         "sizes": sizes,
         "shares": {n: round(s / profiles, 4) for n, s in sizes.items()},
         "empty_segments": [n for n, s in sizes.items() if s == 0],
+        "other_processes_cpu_share": other,
     }
 
 
@@ -296,10 +315,11 @@ def incremental(ws: Workspace, copies: int, customers: int, added: int) -> dict[
     _, idle_refresh_s = timed(lambda: segments.refresh(build=False))
     batch = new_batch(copies, customers, added)
     _, store_s = timed(lambda: load(ws, iter(batch)))
-    build, build_s = timed(lambda: ws.profiles.build())
+    other: dict[str, float] = {}
+    build, build_s = metered(lambda: ws.profiles.build(), other, "build")
     if not build.rebuilt:
         raise RuntimeError(f"the {added:,} new events changed no profile: were they stored above the watermark?")
-    refreshed, refresh_s = timed(lambda: segments.refresh(build=False))
+    refreshed, refresh_s = metered(lambda: segments.refresh(build=False), other, "refresh")
     modes = sorted({e["mode"] for e in refreshed.segments.values()})
     # The check: a full evaluation over the result must change nothing.
     check, check_s = timed(lambda: segments.refresh(full=True, build=False))
@@ -325,6 +345,7 @@ def incremental(ws: Workspace, copies: int, customers: int, added: int) -> dict[
         "check_differences (segment: entries, exits a full refresh still found)": differ,
         "incremental_equals_full": not differ,
         "sizes_after": _sizes(check),
+        "other_processes_cpu_share": other,
     }
 
 
@@ -526,7 +547,8 @@ def run(events: int, profiles: int, added: int = 10_000) -> dict[str, Any]:
     customers = _customers_per_copy(_collected()[0])
     work = RESULTS / "segments-work.duckdb"
     work.unlink(missing_ok=True)
-    result: dict[str, Any] = {"machine": machine(), "as_of": AS_OF.isoformat(), "copies": copies,
+    code = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
+    result: dict[str, Any] = {"machine": machine(), "code": code, "as_of": AS_OF.isoformat(), "copies": copies,
                               "store": base.name, "build_once (not a target)": built}  # fmt: skip
     try:
         _, result["copy_s (not timed for any figure)"] = timed(lambda: shutil.copy(base, work))
@@ -542,9 +564,11 @@ def run(events: int, profiles: int, added: int = 10_000) -> dict[str, Any]:
             result["where_time_goes"] = where_time_goes(ws)
             result["patron_peak_rss_mib (so far)"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         result["cpu_busy_before_pandas"] = _cpu_busy_share()
-        child = subprocess.run([sys.executable, "-m", "bench.segments_eval", "--pandas", str(work)],
-                               check=True, capture_output=True, text=True)  # fmt: skip
+        other: dict[str, float] = {}
+        child, _ = metered(lambda: subprocess.run([sys.executable, "-m", "bench.segments_eval", "--pandas", str(work)],
+                                                  check=True, capture_output=True, text=True), other, "pandas")  # fmt: skip
         result["pandas"] = json.loads(child.stdout.strip().splitlines()[-1])
+        result["pandas"]["other_processes_cpu_share"] = other["pandas"]
         result["cpu_busy_before_incremental"] = _cpu_busy_share()
         with Workspace(Settings(store=work)) as ws:
             result["incremental"] = incremental(ws, copies, customers, added)
@@ -574,6 +598,10 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
         "pandas_total_over_patron_full": round(pandas["total_s"] / full, 2),
         "pandas_compute_over_patron_full": round(pandas["compute_s"] / full, 2),
         "pandas_same_members": pandas["same_members_as_patron"],
+        "pandas_total_over_patron_incremental": round(pandas["total_s"] / inc["incremental_total_s (build + refresh)"], 2),
+        "segments_differing_after_incremental": sorted(inc["check_differences (segment: entries, exits a full refresh still found)"]),
+        "other_processes_cpu_share": {**result["from_scratch"]["other_processes_cpu_share"],
+                                      **inc["other_processes_cpu_share"], "pandas": pandas["other_processes_cpu_share"]},
     }
 
 
