@@ -317,3 +317,13 @@ def test_rfm_segments_and_their_users_are_evaluated_over_everyone(shop: Workspac
     assert report.segments["us"]["mode"] == "incremental"
     for name, query in (("loyal", "rfm_group = 'Loyal Customers'"), ("loyal-us", "in_segment('loyal') AND country = 'US'")):
         assert members(shop, name) == matching(shop, query)
+
+
+def test_a_segment_using_one_the_clock_moved_follows_it(shop: Workspace, clock: Clock) -> None:
+    shop.segments.create("recent", "performed('Order Completed', within 15d)")
+    shop.segments.create("recent-us", "in_segment('recent') AND country = 'US'")
+    assert members(shop, "recent-us") == {"u1", "u8"}
+    clock.advance(days=6)  # no new event: only the clock moves "recent"
+    report = shop.segments.refresh()
+    assert report.segments["recent"]["mode"] == "full" and report.segments["recent-us"]["mode"] == "full"
+    assert members(shop, "recent-us") == set() == matching(shop, "in_segment('recent') AND country = 'US'")
