@@ -333,7 +333,8 @@ class Segments:
     def members(self, name: str, at: datetime | date | None = None, *, limit: int | None = None) -> pa.Table:
         """Who is in the segment (``profile_id``, ``email``, ``entered_at``), now or at a
         past instant (a date means the end of that day, UTC)."""
-        self._definition(name) if at is None else None
+        if at is None:  # a deleted segment has no members now, but may have had then
+            self._definition(name)
         members = self._members_at(name, at)
         emails = self._emails()
         joined = members.left_join(emails, members.profile_id == emails.e_profile)
