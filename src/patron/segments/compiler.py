@@ -77,6 +77,8 @@ class Requirements:
     """Dotted paths below ``properties`` that ``where`` reads from messages."""
     property_events: set[str] = field(default_factory=set)
     """Event names whose messages those properties are read from."""
+    event_names: set[str] = field(default_factory=set)
+    """The events behavioral conditions name: the only ones evaluation reads."""
     segments: set[str] = field(default_factory=set)
     rfm: bool = False
     events: bool = False
@@ -88,6 +90,7 @@ class Requirements:
         self.event_fields |= other.event_fields
         self.properties |= other.properties
         self.property_events |= other.property_events
+        self.event_names |= other.event_names
         self.segments |= other.segments
         self.rfm |= other.rfm
         self.events |= other.events
@@ -163,6 +166,7 @@ class _Checker:
         for step in steps:
             if not step.event:
                 raise _error("the event name is empty", step.position)
+            self.needs.event_names.add(step.event)
             if step.where is not None:
                 self.condition(step.where, in_event=True)
                 if any(a.name.startswith(PROPERTIES + ".") for a in _attributes(step.where)):

@@ -71,6 +71,7 @@ _W_EVENTS = "segment_work_events"
 _W_SCOPED_EVENTS = "segment_work_scoped_events"
 _W_SCOPE = "segment_work_scope"
 _W_NEW = "segment_work_new"
+_W_PROFILES = "segment_work_profiles"
 _W_ENTER = "segment_work_enter"
 _W_EXIT = "segment_work_exit"
 
@@ -105,6 +106,7 @@ HISTORY_SCHEMA = pa.schema(
     ]
 )
 _SCOPE_SCHEMA = pa.schema([("profile_id", pa.string())])
+_STAGED_SCHEMA = pa.schema([("segment", pa.string()), ("profile_id", pa.string())])
 
 #: RFM attributes (rfm.py), computed at evaluation time from the profile row.
 RFM_ATTRIBUTES: dict[str, tuple[str, str]] = {
@@ -383,6 +385,7 @@ class Segments:
         """The attributed events with the columns ``needs`` names (of ``scope``'s
         profiles only, when given), messages' properties read once per event."""
         facts = self.store.table(FACTS)
+        facts = facts.filter(facts.event.isin(sorted(needs.event_names)))
         identifiers = self.store.table(IDENTIFIERS)
         if scope is not None:
             members = identifiers.semi_join(scope, identifiers.profile_id == scope.profile_id)
@@ -418,17 +421,18 @@ class Segments:
         return Preview(count, profiles, count / profiles if profiles else 0.0, rows,
                        size_warnings(count, profiles), needs.time_dependent)  # fmt: skip
 
-    def _sources(self, needs: Requirements, as_of: datetime, *, events: ir.Table | None,
-                 scope: ir.Table | None = None) -> Sources:  # fmt: skip
-        profiles = self._profile_rows(needs, as_of)
+    def _sources(
+        self, needs: Requirements, as_of: datetime, *, events: ir.Table | None, scope: ir.Table | None = None,
+        members: Callable[[str], ir.Table] | None = None, profiles: ir.Table | None = None,
+    ) -> Sources:  # fmt: skip
+        """What a query reads: the profile rows (``profiles``, else made here), the
+        traits, the events and each segment's members (``members``, else the stored)."""
+        if profiles is None:
+            profiles = self._profile_rows(needs, as_of)
         if scope is not None:
             profiles = profiles.semi_join(scope, profiles.profile_id == scope.profile_id)
-        members = self.store.table(MEMBERS) if self.store.has_table(MEMBERS) else ibis.memtable(MEMBERS_SCHEMA.empty_table())
-
-        def of(name: str) -> ir.Table:
-            return members.filter(members.segment == name).select("profile_id")
-
-        return Sources(profiles, self.store.table(TRAITS), events, of)
+        return Sources(profiles, self.store.table(TRAITS), events,
+                       members or (lambda name: self._members_of([name]).select("profile_id")))  # fmt: skip
 
     # -- writing ------------------------------------------------------------------------
 
@@ -490,10 +494,8 @@ class Segments:
             changes += self._evaluation(name, condition, needs, self._now(as_of), now, "created", run_id)
         else:
             found, unmatched = (self._resolve_ids(ids) if ids is not None else (list(profile_ids or []), []))
-            table = pa.table({"profile_id": pa.array(sorted(set(found)), pa.string())})
-            changes.append(Replace(_W_NEW, table, temporary=True))
-            matching = ibis.table(table.schema, name=_W_NEW)
-            changes += self._membership_changes(name, matching, None, now, str(row["origin"]), run_id, staged=True)
+            listed = ibis.memtable(pa.table({"profile_id": pa.array(sorted(set(found)), pa.string())}))
+            changes += self._replace_members(name, listed, now, str(row["origin"]), run_id)
         self.store.write(changes)
         shown = self.show(name)
         if unmatched:
@@ -547,57 +549,61 @@ class Segments:
             events = ibis.table(events_expr.schema(), name=_W_EVENTS)
         sources = self._sources(needs, evaluated_at, events=events)
         matching = Compiler(self.catalogue(), evaluated_at, self.anniversaries).matching(condition, sources)
-        changes += self._membership_changes(name, matching, None, now, cause, run_id)
+        changes += self._replace_members(name, matching, now, cause, run_id)
         if events is not None:
             changes.append(Drop(_W_EVENTS))
         return changes
 
     def _membership_changes(
-        self, name: str, matching: ir.Table, scope: ir.Table | None, now: datetime, cause: str, run_id: str,
-        *, staged: bool = False,
+        self, staged: ir.Table, decided: ir.Table, causes: dict[str, str], now: datetime, run_id: str
     ) -> list[Change]:  # fmt: skip
-        """Entries and exits that make the members of ``name`` (of ``scope``'s profiles,
-        or all) equal ``matching``; history first, then the members."""
-        changes: list[Change] = []
-        if not staged:
-            changes.append(Replace(_W_NEW, matching.distinct(), temporary=True))
-        new = ibis.table(_SCOPE_SCHEMA, name=_W_NEW)
-        members = self.store.table(MEMBERS) if self.store.has_table(MEMBERS) else None
-        if members is None:
-            current = ibis.memtable(_SCOPE_SCHEMA.empty_table())
-        else:
-            current = members.filter(members.segment == name).select("profile_id")
-        if scope is not None:
-            current = current.semi_join(scope, current.profile_id == scope.profile_id)
-        enter = new.anti_join(current, new.profile_id == current.profile_id)
-        exit_ = current.anti_join(new, current.profile_id == new.profile_id)
+        """Entries and exits that make the members being decided (``decided``: rows of
+        ``segment_members`` with ``segment, profile_id``) equal ``staged`` (the same two
+        columns): one comparison for every segment of a write, history first, then the
+        members. ``causes`` maps each segment to the cause its rows record."""
+        key = ("segment", "profile_id")
+        enter = staged.anti_join(decided, [staged[c] == decided[c] for c in key])
+        exit_ = decided.anti_join(staged, [decided[c] == staged[c] for c in key])
+        entering = ibis.table(_STAGED_SCHEMA, name=_W_ENTER)
+        leaving = ibis.table(_STAGED_SCHEMA, name=_W_EXIT)
 
         def rows(table: ir.Table, change: str) -> ir.Table:
             return table.select(
-                segment=ibis.literal(name), profile_id=table.profile_id, change=ibis.literal(change),
-                at=ibis.literal(now, type=dt.timestamp), cause=ibis.literal(cause), run_id=ibis.literal(run_id),
+                "segment", "profile_id", change=ibis.literal(change), at=ibis.literal(now, type=dt.timestamp),
+                cause=_cause(table.segment, causes), run_id=ibis.literal(run_id),
             )  # fmt: skip
 
-        entering = ibis.table(_SCOPE_SCHEMA, name=_W_ENTER)
-        leaving = ibis.table(_SCOPE_SCHEMA, name=_W_EXIT)
-        changes += [
+        return [
             Replace(_W_ENTER, enter, temporary=True),
             Replace(_W_EXIT, exit_, temporary=True),
             Append(HISTORY, ibis.union(rows(entering, ENTER), rows(leaving, EXIT))),
-            DeleteRows(
-                MEMBERS, ("segment", "profile_id"), leaving.select(segment=ibis.literal(name), profile_id=leaving.profile_id)
-            ),
-            Append(
-                MEMBERS,
-                entering.select(
-                    segment=ibis.literal(name), profile_id=entering.profile_id,
-                    entered_at=ibis.literal(now, type=dt.timestamp),
-                ),
-            ),
+            DeleteRows(MEMBERS, key, leaving),
+            Append(MEMBERS, entering.select("segment", "profile_id", entered_at=ibis.literal(now, type=dt.timestamp))),
             Drop(_W_ENTER),
             Drop(_W_EXIT),
-            Drop(_W_NEW),
         ]
+
+    def _members_of(self, names: Sequence[str]) -> ir.Table:
+        """The current members (``segment, profile_id``) of the segments ``names``."""
+        if not self.store.has_table(MEMBERS):
+            return ibis.memtable(_STAGED_SCHEMA.empty_table())
+        members = self.store.table(MEMBERS)
+        return members.filter(members.segment.isin(list(names))).select("segment", "profile_id")
+
+    def _replace_members(
+        self, name: str, profile_ids: ir.Table | None, now: datetime, cause: str, run_id: str
+    ) -> list[Change]:  # fmt: skip
+        """The changes that make one segment's members exactly ``profile_ids`` (a table
+        with ``profile_id``; ``None``: nobody)."""
+        changes: list[Change] = []
+        if profile_ids is None:
+            staged = ibis.memtable(_STAGED_SCHEMA.empty_table())
+        else:
+            changes.append(Replace(_W_NEW, _staged_rows(name, profile_ids), temporary=True))
+            staged = ibis.table(_STAGED_SCHEMA, name=_W_NEW)
+        changes += self._membership_changes(staged, self._members_of([name]), {name: cause}, now, run_id)
+        if profile_ids is not None:
+            changes.append(Drop(_W_NEW))
         return changes
 
     def delete(self, name: str) -> int:
@@ -609,8 +615,7 @@ class Segments:
             raise SegmentInUse(name, sorted(users))
         size = self._sizes().get(name, 0)
         now = self.clock()
-        empty = ibis.memtable(_SCOPE_SCHEMA.empty_table())
-        changes = self._membership_changes(name, empty, None, now, "deleted", _run_id())
+        changes = self._replace_members(name, None, now, "deleted", _run_id())
         keys = pa.table({"name": [name]})
         changes.append(DeleteRows(DEFINITIONS, ("name",), keys))
         self.store.write(changes)
@@ -692,16 +697,48 @@ class Segments:
             changes.append(Replace(_W_EVENTS, expr, temporary=True))
             events = ibis.table(expr.schema(), name=_W_EVENTS)
         compiler = Compiler(catalogue, evaluated_at, self.anniversaries)
-        for name, row, condition, needs, whole in plans:
+        # Each segment's matching profiles are staged in a work table of their own (read by
+        # the segments using it), then all are compared with the members in one pass.
+        staged: dict[str, ir.Table] = {}
+        partly = {name for name, *_, whole in plans if not whole}
+        shared_rfm = sum(needs.rfm for *_, needs, _ in plans) > 1  # the scores computed once
+        if shared_rfm:
+            expr = self._profile_rows(Requirements(rfm=True), evaluated_at)
+            changes.append(Replace(_W_PROFILES, expr, temporary=True))
+            rfm_rows: ir.Table | None = ibis.table(expr.schema(), name=_W_PROFILES)
+        else:
+            rfm_rows = None
+
+        def members_of(name: str) -> ir.Table:
+            if name not in staged:
+                return self._members_of([name]).select("profile_id")
+            mine = staged[name].select("profile_id")
+            if name in partly and scope is not None:  # outside the scope, the members stand
+                kept = self._members_of([name]).select("profile_id")
+                mine = ibis.union(mine, kept.anti_join(scope, kept.profile_id == scope.profile_id))
+            return mine
+
+        for number, (name, row, condition, needs, whole) in enumerate(plans):
             sources = self._sources(needs, evaluated_at, events=events if whole else scoped_events,
-                                    scope=None if whole else scope)  # fmt: skip
-            matching = compiler.matching(condition, sources)
-            cause = "refresh" if whole else "profile changed"
-            changes += self._membership_changes(name, matching, None if whole else scope, now, cause, run_id)
+                                    scope=None if whole else scope, members=members_of,
+                                    profiles=rfm_rows if needs.rfm else None)  # fmt: skip
+            work = f"{_W_NEW}_{number}"
+            changes.append(Replace(work, _staged_rows(name, compiler.matching(condition, sources)), temporary=True))
+            staged[name] = ibis.table(_STAGED_SCHEMA, name=work)
             updated = dict(row, refreshed_at=now, full_refresh_at=now if whole else row["full_refresh_at"],
                            profiles_build=build_now)  # fmt: skip
             changes.append(ReplaceRows(DEFINITIONS, ("name",), self._definition_row(updated)))
             report.segments[name] = {"mode": "full" if whole else "incremental"}
+        if staged:
+            decided = self._members_of([n for n in staged if n not in partly])
+            if partly and scope is not None:
+                inside = self._members_of(sorted(partly))
+                decided = ibis.union(decided, inside.semi_join(scope, inside.profile_id == scope.profile_id))
+            causes = {name: "profile changed" if name in partly else "refresh" for name in staged}
+            changes += self._membership_changes(ibis.union(*staged.values()), decided, causes, now, run_id)
+            changes += [Drop(f"{_W_NEW}_{number}") for number in range(len(staged))]
+        if shared_rfm:
+            changes.append(Drop(_W_PROFILES))
         changes += self._follow_merges(definitions, now, run_id)
         for name in (_W_EVENTS, _W_SCOPED_EVENTS, _W_SCOPE):
             changes.append(Drop(name))
@@ -722,17 +759,21 @@ class Segments:
         redirects = self.store.table(REDIRECTS)
         moved = gone.join(redirects, gone.profile_id == redirects.old_profile_id)
         rows = self.store.to_pyarrow(moved.select("segment", old=gone.profile_id, new=redirects.profile_id)).to_pylist()
-        changes: list[Change] = []
-        for name in statics:
-            mine = [r for r in rows if r["segment"] == name]
-            if not mine:
-                continue
-            current = set(self.store.to_pyarrow(members.filter(members.segment == name).select("profile_id"))["profile_id"].to_pylist())
-            kept = (current - {r["old"] for r in mine}) | {r["new"] for r in mine}
-            table = pa.table({"profile_id": pa.array(sorted(kept), pa.string())})
-            changes.append(Replace(_W_NEW, table, temporary=True))
-            changes += self._membership_changes(name, ibis.table(table.schema, name=_W_NEW), None, now,
-                                                "profile merged", run_id, staged=True)  # fmt: skip
+        if not rows:
+            return []
+        # Decided: the members rows of the profiles involved (old and new); staged: the
+        # same with each old profile replaced by the one it went into.
+        moved_in = sorted({r["segment"] for r in rows})
+        involved = sorted({r["old"] for r in rows} | {r["new"] for r in rows})
+        decided = members.filter(members.segment.isin(moved_in), members.profile_id.isin(involved))
+        now_in = {(r["segment"], r["profile_id"]) for r in self.store.to_pyarrow(decided.select("segment", "profile_id")).to_pylist()}
+        kept = (now_in - {(r["segment"], r["old"]) for r in rows}) | {(r["segment"], r["new"]) for r in rows}
+        staged = [{"segment": seg, "profile_id": pid} for seg, pid in sorted(kept)]
+        table = pa.Table.from_pylist(staged, schema=_STAGED_SCHEMA)
+        changes: list[Change] = [Replace(_W_NEW, table, temporary=True)]
+        changes += self._membership_changes(ibis.table(_STAGED_SCHEMA, name=_W_NEW), decided.select("segment", "profile_id"),
+                                            dict.fromkeys(moved_in, "profile merged"), now, run_id)  # fmt: skip
+        changes.append(Drop(_W_NEW))
         return changes
 
     def _report_counts(self, report: RefreshReport) -> None:
@@ -940,3 +981,19 @@ def _check_name(name: str) -> None:
 
 def _run_id() -> str:
     return "run_" + uuid.uuid4().hex[:16]
+
+
+def _staged_rows(name: str, profile_ids: ir.Table) -> ir.Table:
+    """A segment's matching profiles as rows of a staged membership (``segment, profile_id``)."""
+    return profile_ids.select(segment=ibis.literal(name, type=dt.string), profile_id=profile_ids.profile_id).distinct()
+
+
+def _cause(segment: ir.StringColumn, causes: dict[str, str]) -> ir.StringValue:
+    """The cause each segment's history rows record (one literal when all agree)."""
+    by_cause: dict[str, list[str]] = {}
+    for name, cause in causes.items():
+        by_cause.setdefault(cause, []).append(name)
+    if len(by_cause) == 1:
+        return ibis.literal(next(iter(by_cause)), type=dt.string)
+    (*rest, (last, _)) = sorted(by_cause.items())
+    return ibis.cases(*((segment.isin(sorted(names)), cause) for cause, names in rest), else_=ibis.literal(last))
