@@ -315,11 +315,12 @@ class Compiler:
         self._checker = _Checker(catalogue, anniversaries)
 
     def row(self, sources: Sources, traits: set[str]) -> ir.Table:
-        """The profile row with one JSON text column per trait the query names."""
+        """The profile row with one JSON text column per trait the query names (those
+        the profile rows do not carry already)."""
         row = sources.profiles
-        if not traits:
+        wanted = sorted(t for t in traits if trait_column(t) not in row.columns)
+        if not wanted:
             return row
-        wanted = sorted(traits)
         t = sources.traits.filter(sources.traits.trait.isin(wanted))
         pivot = t.group_by(_tp=t.profile_id).aggregate(
             **{trait_column(name): t.value.max(where=t.trait == name) for name in wanted}

@@ -62,6 +62,7 @@ from patron.segments.exceptions import (
     SegmentQueryError,
     UnknownSegment,
 )
+from patron.segments.properties import PropertyIndex, pairs_of
 from patron.store.base import Append, Change, DeleteRows, Drop, Replace, ReplaceRows, Store
 
 DEFINITIONS = "segment_definitions"
@@ -212,6 +213,7 @@ class Segments:
         self.time_refresh = time_refresh
         self.anniversaries = anniversaries
         self._catalogue: tuple[int, Catalogue] | None = None
+        self.properties = PropertyIndex(store)
 
     # -- the language -------------------------------------------------------------------
 
@@ -398,13 +400,21 @@ class Segments:
         events = attributed.select("profile_id", "seq", "timestamp", "event", *fields)
         if not needs.properties:
             return events
-        log = self.store.events()
-        log = log.filter(log.event.isin(sorted(needs.property_events))).select("seq", "raw")
-        paths = {property_column(p): f"properties.{p}" for p in sorted(needs.properties)}
-        read = self.store.json_values(log, "raw", paths)
-        read = read.select(_ps=read.seq, **{c: read[c] for c in paths})
-        joined = events.left_join(read, events.seq == read._ps)
-        return joined.select(*events.columns, *paths)
+        if self.properties.covers(pairs_of(needs.property_events, needs.properties)):
+            paths = {property_column(p): p for p in sorted(needs.properties)}
+            read = self.properties.values(paths)
+        else:  # not indexed yet (a preview): read from the messages
+            log = self.store.events()
+            log = log.filter(log.event.isin(sorted(needs.property_events))).select("seq", "raw")
+            paths = {property_column(p): f"properties.{p}" for p in sorted(needs.properties)}
+            read = self.store.json_values(log, "raw", paths)
+            read = read.select(_ps=read.seq, **{c: read[c] for c in paths})
+        # Only the events whose messages are read meet the join; the rest (most) pass by.
+        named = events.event.isin(sorted(needs.property_events))
+        reading = events.filter(named)
+        joined = reading.left_join(read, reading.seq == read._ps).select(*events.columns, *paths)
+        rest = events.filter(~named).mutate(**{c: ibis.null(dt.string) for c in paths})
+        return ibis.union(joined, rest, distinct=False)
 
     def preview(self, query: str, *, as_of: datetime | date | None = None, sample: int = 10) -> Preview:
         """How many profiles a query matches now, a sample of them, and warnings."""
@@ -421,6 +431,11 @@ class Segments:
         return Preview(count, profiles, count / profiles if profiles else 0.0, rows,
                        size_warnings(count, profiles), needs.time_dependent)  # fmt: skip
 
+    def _index_properties(self, needs: Requirements) -> None:
+        """Bring the message properties ``needs`` reads into the index (properties.py)."""
+        if needs.properties:
+            self.properties.update(pairs_of(needs.property_events, needs.properties))
+
     def _sources(
         self, needs: Requirements, as_of: datetime, *, events: ir.Table | None, scope: ir.Table | None = None,
         members: Callable[[str], ir.Table] | None = None, profiles: ir.Table | None = None,
@@ -429,9 +444,11 @@ class Segments:
         traits, the events and each segment's members (``members``, else the stored)."""
         if profiles is None:
             profiles = self._profile_rows(needs, as_of)
+        traits = self.store.table(TRAITS)
         if scope is not None:
             profiles = profiles.semi_join(scope, profiles.profile_id == scope.profile_id)
-        return Sources(profiles, self.store.table(TRAITS), events,
+            traits = traits.semi_join(scope, traits.profile_id == scope.profile_id)
+        return Sources(profiles, traits, events,
                        members or (lambda name: self._members_of([name]).select("profile_id")))  # fmt: skip
 
     # -- writing ------------------------------------------------------------------------
@@ -543,6 +560,7 @@ class Segments:
         """The changes that evaluate one segment over every profile."""
         changes: list[Change] = []
         events = None
+        self._index_properties(needs)
         if needs.events:
             events_expr = self._events_expression(needs)
             changes.append(Replace(_W_EVENTS, events_expr, temporary=True))
@@ -683,6 +701,7 @@ class Segments:
         combined = Requirements()
         for _, _, _, needs, _ in plans:
             combined.update(needs)
+        self._index_properties(combined)
         events = scoped_events = None
         scope = None
         if scope_rows is not None and any(not whole for *_, whole in plans):
@@ -701,13 +720,20 @@ class Segments:
         # the segments using it), then all are compared with the members in one pass.
         staged: dict[str, ir.Table] = {}
         partly = {name for name, *_, whole in plans if not whole}
-        shared_rfm = sum(needs.rfm for *_, needs, _ in plans) > 1  # the scores computed once
-        if shared_rfm:
-            expr = self._profile_rows(Requirements(rfm=True), evaluated_at)
+        # The profile row, RFM scores and traits of the segments evaluated in full are
+        # made once when several read them (RFM ranks every customer: seconds at scale).
+        shared = Requirements()
+        readers = 0
+        for *_, needs, whole in plans:
+            if whole and (needs.rfm or needs.traits):
+                shared.rfm |= needs.rfm
+                shared.traits |= needs.traits
+                readers += 1
+        rows: ir.Table | None = None
+        if readers > 1:
+            expr = compiler.row(self._sources(shared, evaluated_at, events=None), shared.traits)
             changes.append(Replace(_W_PROFILES, expr, temporary=True))
-            rfm_rows: ir.Table | None = ibis.table(expr.schema(), name=_W_PROFILES)
-        else:
-            rfm_rows = None
+            rows = ibis.table(expr.schema(), name=_W_PROFILES)
 
         def members_of(name: str) -> ir.Table:
             if name not in staged:
@@ -721,7 +747,7 @@ class Segments:
         for number, (name, row, condition, needs, whole) in enumerate(plans):
             sources = self._sources(needs, evaluated_at, events=events if whole else scoped_events,
                                     scope=None if whole else scope, members=members_of,
-                                    profiles=rfm_rows if needs.rfm else None)  # fmt: skip
+                                    profiles=rows if whole else None)  # fmt: skip
             work = f"{_W_NEW}_{number}"
             changes.append(Replace(work, _staged_rows(name, compiler.matching(condition, sources)), temporary=True))
             staged[name] = ibis.table(_STAGED_SCHEMA, name=work)
@@ -737,7 +763,7 @@ class Segments:
             causes = {name: "profile changed" if name in partly else "refresh" for name in staged}
             changes += self._membership_changes(ibis.union(*staged.values()), decided, causes, now, run_id)
             changes += [Drop(f"{_W_NEW}_{number}") for number in range(len(staged))]
-        if shared_rfm:
+        if rows is not None:
             changes.append(Drop(_W_PROFILES))
         changes += self._follow_merges(definitions, now, run_id)
         for name in (_W_EVENTS, _W_SCOPED_EVENTS, _W_SCOPE):
@@ -826,14 +852,19 @@ class Segments:
 
     def forget(self, profile_id: str) -> list[Change]:
         """The changes that remove an erased person from every segment and its history
-        (their profile id and the ids merged into it): a profiles erasure hook."""
+        (their profile id and the ids merged into it), and the properties of their
+        events from the index: a profiles erasure hook."""
         ids = {profile_id}
         if self.store.has_table(REDIRECTS):
             redirects = self.store.table(REDIRECTS)
             old = redirects.filter(redirects.profile_id == profile_id).select("old_profile_id")
             ids |= set(self.store.to_pyarrow(old)["old_profile_id"].to_pylist())
         keys = pa.table({"profile_id": pa.array(sorted(ids), pa.string())})
-        return [DeleteRows(name, ("profile_id",), keys) for name in (MEMBERS, HISTORY) if self.store.has_table(name)]
+        changes: list[Change] = [
+            DeleteRows(name, ("profile_id",), keys) for name in (MEMBERS, HISTORY) if self.store.has_table(name)
+        ]
+        identifiers = self.store.table(IDENTIFIERS)
+        return changes + self.properties.forget(identifiers.filter(identifiers.profile_id == profile_id))
 
     # -- RFM and clusters ---------------------------------------------------------------
 
