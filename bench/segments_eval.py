@@ -198,8 +198,8 @@ def _changes(report: Any) -> dict[str, int]:
 
 def from_scratch(ws: Workspace) -> dict[str, Any]:
     """Create the segments (each evaluated once), then the full refreshes, timed."""
-    from patron.segments.service import HISTORY, HISTORY_SCHEMA, MEMBERS, MEMBERS_SCHEMA
     from patron.segments.properties import PROPERTIES
+    from patron.segments.service import HISTORY, HISTORY_SCHEMA, MEMBERS, MEMBERS_SCHEMA
     from patron.store.base import Drop, Replace
 
     _fixed_clock(ws)

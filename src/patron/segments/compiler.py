@@ -80,6 +80,8 @@ class Requirements:
     event_names: set[str] = field(default_factory=set)
     """The events behavioral conditions name: the only ones evaluation reads."""
     segments: set[str] = field(default_factory=set)
+    columns: set[str] = field(default_factory=set)
+    """Columns of the profile row (computed traits, RFM attributes) the query names."""
     rfm: bool = False
     events: bool = False
     time_dependent: bool = False
@@ -92,6 +94,7 @@ class Requirements:
         self.property_events |= other.property_events
         self.event_names |= other.event_names
         self.segments |= other.segments
+        self.columns |= other.columns
         self.rfm |= other.rfm
         self.events |= other.events
         self.time_dependent |= other.time_dependent
@@ -183,8 +186,9 @@ class _Checker:
             )  # fmt: skip
         if info.source == "trait":
             self.needs.traits.add(attribute.name.removeprefix("traits.").split(".", 1)[0])
-        elif info.source == "rfm":
-            self.needs.rfm = True
+        else:
+            self.needs.columns.add(attribute.name)
+            self.needs.rfm |= info.source == "rfm"
         if "." in attribute.name.removeprefix("traits.") and info.kind == "object":
             return AttributeInfo(attribute.name, "any", info.source, info.description)  # kind from the value
         return info

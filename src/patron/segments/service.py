@@ -47,6 +47,7 @@ from patron.profiles.service import BUILD, CHANGES, COMPUTED, FULL_BUILD, TRAITS
 from patron.segments import ast
 from patron.segments.attributes import ANNIVERSARY_NAMES, AttributeInfo, Catalogue, json_kind, kind_of
 from patron.segments.compiler import (
+    TRAIT_PREFIX,
     Compiler,
     Requirements,
     Sources,
@@ -720,20 +721,17 @@ class Segments:
         # the segments using it), then all are compared with the members in one pass.
         staged: dict[str, ir.Table] = {}
         partly = {name for name, *_, whole in plans if not whole}
-        # The profile row, RFM scores and traits of the segments evaluated in full are
-        # made once when several read them (RFM ranks every customer: seconds at scale).
-        shared = Requirements()
-        readers = 0
-        for *_, needs, whole in plans:
-            if whole and (needs.rfm or needs.traits):
-                shared.rfm |= needs.rfm
-                shared.traits |= needs.traits
-                readers += 1
-        rows: ir.Table | None = None
-        if readers > 1:
-            expr = compiler.row(self._sources(shared, evaluated_at, events=None), shared.traits)
-            changes.append(Replace(_W_PROFILES, expr, temporary=True))
-            rows = ibis.table(expr.schema(), name=_W_PROFILES)
+        # The profile row, RFM scores and traits are made once for the segments evaluated
+        # in full and once for those evaluated over the scope, when several read them
+        # (RFM ranks every customer: a second at a million; traits pivot a large table).
+        rows: dict[bool, ir.Table | None] = {}
+        for whole in (True, False):
+            work = f"{_W_PROFILES}_{'all' if whole else 'scope'}"
+            expr = self._shared_rows([p[3] for p in plans if p[4] == whole], evaluated_at, compiler,
+                                     None if whole else scope)  # fmt: skip
+            rows[whole] = None if expr is None else ibis.table(expr.schema(), name=work)
+            if expr is not None:
+                changes.append(Replace(work, expr, temporary=True))
 
         def members_of(name: str) -> ir.Table:
             if name not in staged:
@@ -747,7 +745,7 @@ class Segments:
         for number, (name, row, condition, needs, whole) in enumerate(plans):
             sources = self._sources(needs, evaluated_at, events=events if whole else scoped_events,
                                     scope=None if whole else scope, members=members_of,
-                                    profiles=rows if whole else None)  # fmt: skip
+                                    profiles=rows[whole])  # fmt: skip
             work = f"{_W_NEW}_{number}"
             changes.append(Replace(work, _staged_rows(name, compiler.matching(condition, sources)), temporary=True))
             staged[name] = ibis.table(_STAGED_SCHEMA, name=work)
@@ -763,15 +761,28 @@ class Segments:
             causes = {name: "profile changed" if name in partly else "refresh" for name in staged}
             changes += self._membership_changes(ibis.union(*staged.values()), decided, causes, now, run_id)
             changes += [Drop(f"{_W_NEW}_{number}") for number in range(len(staged))]
-        if rows is not None:
-            changes.append(Drop(_W_PROFILES))
+        changes += [Drop(f"{_W_PROFILES}_{part}") for part in ("all", "scope")]
         changes += self._follow_merges(definitions, now, run_id)
         for name in (_W_EVENTS, _W_SCOPED_EVENTS, _W_SCOPE):
             changes.append(Drop(name))
         self.store.write(changes)
-        self._report_counts(report)
+        self._report_counts(report, now)
         report.seconds = round(time.perf_counter() - started, 3)
         return report
+
+    def _shared_rows(
+        self, readers: list[Requirements], as_of: datetime, compiler: Compiler, scope: ir.Table | None
+    ) -> ir.Table | None:  # fmt: skip
+        """The profile rows (of ``scope``, or all) with the columns, RFM scores and traits
+        that ``readers`` name, when more than one of them reads RFM scores or traits."""
+        if sum(needs.rfm or bool(needs.traits) for needs in readers) < 2:
+            return None
+        shared = Requirements()
+        for needs in readers:
+            shared.update(needs)
+        expr = compiler.row(self._sources(shared, as_of, events=None, scope=scope), shared.traits)
+        # Only the columns the queries name: the row has lists and text besides.
+        return expr.select("profile_id", *(c for c in expr.columns if c in shared.columns or c.startswith(TRAIT_PREFIX)))
 
     def _follow_merges(self, definitions: dict[str, dict[str, Any]], now: datetime, run_id: str) -> list[Change]:
         """Static members whose profile was merged into another: the member becomes the
@@ -802,9 +813,11 @@ class Segments:
         changes.append(Drop(_W_NEW))
         return changes
 
-    def _report_counts(self, report: RefreshReport) -> None:
+    def _report_counts(self, report: RefreshReport, now: datetime) -> None:
         history = self.store.table(HISTORY)
-        mine = history.filter(history.run_id == report.run_id)
+        # The run's rows are the newest, all at ``now``: a filter on the time lets the
+        # engine skip the older blocks of the growing history.
+        mine = history.filter(history.at == ibis.literal(now, type=dt.timestamp), history.run_id == report.run_id)
         counts = self.store.to_pyarrow(mine.group_by(["segment", "change"]).aggregate(n=mine.count())).to_pylist()
         sizes = self._sizes()
         for row in counts:
