@@ -91,6 +91,26 @@ def test_append_table_creates_then_appends(store_path: Path) -> None:
         store.close()
 
 
+def test_a_table_replaced_by_an_empty_one_keeps_a_large_insert_of_the_same_write(store_path: Path) -> None:
+    # DuckDB 1.5.6 drops the rows of a parallel insert into a table created, in the same
+    # transaction, from an empty Arrow table: a store's first segment (empty history,
+    # then hundreds of thousands of entries) lost them all.
+    import pyarrow as pa
+
+    from patron.store.base import Append, Replace
+
+    store = open_store(store_path)
+    try:
+        store.replace_tables({"bench_source_test": pa.table({"n": pa.array(range(600_000), pa.int64())})})
+        store.checkpoint()
+        source = store.table("bench_source_test")
+        empty = pa.schema([("n", pa.int64())]).empty_table()
+        store.write([Replace("bench_target_test", empty), Append("bench_target_test", source.filter(source.n % 2 == 0))])
+        assert store.execute(store.table("bench_target_test").count()) == 300_000
+    finally:
+        store.close()
+
+
 def test_the_engine_keeps_to_the_memory_limit_in_settings(tmp_path: Path) -> None:
     from pydantic import ValidationError
 

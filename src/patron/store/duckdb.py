@@ -725,7 +725,11 @@ def _select(cur: duckdb.DuckDBPyConnection, staged: str, data: pa.Table | ir.Tab
     """A SELECT for a change's rows: the expression's own SQL, or the registered Arrow table."""
     if isinstance(data, pa.Table):
         cur.register(f"{staged}_arrow", data)
-        return f"SELECT * FROM {staged}_arrow"
+        # DuckDB 1.5.6 loses every row of a large insert later in the same transaction
+        # into a table created from an empty Arrow scan (the first segment of a store:
+        # the empty history, then its entries); with LIMIT 0 it keeps them.
+        scan = f"SELECT * FROM {staged}_arrow"
+        return f"SELECT * FROM ({scan} LIMIT 0)" if data.num_rows == 0 else scan
     # In-memory tables inside the expression (ibis.memtable) are registered by name, as
     # Ibis does when it runs an expression itself.
     for node in data.op().find(ops.InMemoryTable):
