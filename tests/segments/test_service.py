@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from patron.segments.ast import Duration
 from patron.segments.exceptions import (
     SegmentCycle,
     SegmentError,
@@ -327,3 +328,18 @@ def test_a_segment_using_one_the_clock_moved_follows_it(shop: Workspace, clock: 
     report = shop.segments.refresh()
     assert report.segments["recent"]["mode"] == "full" and report.segments["recent-us"]["mode"] == "full"
     assert members(shop, "recent-us") == set() == matching(shop, "in_segment('recent') AND country = 'US'")
+
+
+def test_events_are_read_from_as_far_back_as_any_segment_needs(shop: Workspace) -> None:
+    # One segment reads the views of the last week only, the other every view ever (the
+    # blue one is two months old): evaluated together, each still gets its own answer.
+    recent, ever = "performed('Product Viewed', count >= 3, within 7d)", "performed('Product Viewed', where category = 'shoes', count >= 4)"
+    shop.segments.create("recent-viewers", recent)
+    shop.segments.create("shoe-fans", ever)
+    report = shop.segments.refresh(full=True)
+    assert report.segments["recent-viewers"]["size"] == 1 and report.segments["shoe-fans"]["size"] == 1
+    assert members(shop, "recent-viewers") == {"u1"} == matching(shop, recent)
+    assert members(shop, "shoe-fans") == {"u1"} == matching(shop, ever)
+    needs = shop.segments.check(recent)[1]
+    assert needs.event_windows == {"Product Viewed": [Duration(7, "d")]}
+    assert shop.segments.check(f"{recent} OR {ever}")[1].event_windows == {"Product Viewed": [Duration(7, "d"), None]}

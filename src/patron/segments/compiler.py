@@ -79,6 +79,9 @@ class Requirements:
     """Event names whose messages those properties are read from."""
     event_names: set[str] = field(default_factory=set)
     """The events behavioral conditions name: the only ones evaluation reads."""
+    event_windows: dict[str, list[ast.Duration | None]] = field(default_factory=dict)
+    """For each event name, the window of every condition reading it (``None``: one
+    reads its whole history): how far back the events are needed."""
     segments: set[str] = field(default_factory=set)
     columns: set[str] = field(default_factory=set)
     """Columns of the profile row (computed traits, RFM attributes) the query names."""
@@ -93,6 +96,8 @@ class Requirements:
         self.properties |= other.properties
         self.property_events |= other.property_events
         self.event_names |= other.event_names
+        for name, windows in other.event_windows.items():
+            self.event_windows.setdefault(name, []).extend(windows)
         self.segments |= other.segments
         self.columns |= other.columns
         self.rfm |= other.rfm
@@ -166,10 +171,14 @@ class _Checker:
         self.needs.events = True
         self.needs.time_dependent = True  # "no event since" and windows move with the clock
         steps = node.steps if isinstance(node, ast.Funnel) else (node,)
+        # Only a plain performed(..., within) reads no event older than its window;
+        # first-time, stopped, restarted and funnels look back over the whole history.
+        window = node.within if isinstance(node, ast.Performed) and not node.first else None
         for step in steps:
             if not step.event:
                 raise _error("the event name is empty", step.position)
             self.needs.event_names.add(step.event)
+            self.needs.event_windows.setdefault(step.event, []).append(window)
             if step.where is not None:
                 self.condition(step.where, in_event=True)
                 if any(a.name.startswith(PROPERTIES + ".") for a in _attributes(step.where)):
@@ -326,8 +335,10 @@ class Compiler:
         if not wanted:
             return row
         t = sources.traits.filter(sources.traits.trait.isin(wanted))
+        # Any value, not the largest: a profile has one row per trait (the merged winner),
+        # and choosing among strings costs comparisons (a second at a million profiles).
         pivot = t.group_by(_tp=t.profile_id).aggregate(
-            **{trait_column(name): t.value.max(where=t.trait == name) for name in wanted}
+            **{trait_column(name): t.value.arbitrary(where=t.trait == name) for name in wanted}
         )
         joined = row.left_join(pivot, row.profile_id == pivot._tp)
         return joined.select(*row.columns, *(trait_column(n) for n in wanted))

@@ -55,6 +55,7 @@ from patron.segments.compiler import (
     requirements,
     segment_references,
 )
+from patron.segments.dates import window_start
 from patron.segments.exceptions import (
     SegmentCycle,
     SegmentError,
@@ -384,11 +385,12 @@ class Segments:
         joined = row.left_join(scores, row.profile_id == scores._rp)
         return joined.select(*row.columns, *extra)
 
-    def _events_expression(self, needs: Requirements, scope: ir.Table | None = None) -> ir.Table:
+    def _events_expression(self, needs: Requirements, as_of: datetime, scope: ir.Table | None = None) -> ir.Table:
         """The attributed events with the columns ``needs`` names (of ``scope``'s
-        profiles only, when given), messages' properties read once per event."""
+        profiles only, when given), messages' properties read once per event: of the
+        event types the conditions name, each from as far back as one of them reads."""
         facts = self.store.table(FACTS)
-        facts = facts.filter(facts.event.isin(sorted(needs.event_names)))
+        facts = facts.filter(_needed_events(facts, needs, as_of))
         identifiers = self.store.table(IDENTIFIERS)
         if scope is not None:
             members = identifiers.semi_join(scope, identifiers.profile_id == scope.profile_id)
@@ -422,7 +424,7 @@ class Segments:
         catalogue = self.catalogue()
         condition, needs = self.check(query, catalogue)
         now = self._now(as_of)
-        sources = self._sources(needs, now, events=self._events_expression(needs) if needs.events else None)
+        sources = self._sources(needs, now, events=self._events_expression(needs, now) if needs.events else None)
         matching = Compiler(catalogue, now, self.anniversaries).matching(condition, sources)
         count = int(self.store.execute(matching.count()))
         profiles = int(self.store.execute(self.store.table(COMPUTED).count()))
@@ -563,7 +565,7 @@ class Segments:
         events = None
         self._index_properties(needs)
         if needs.events:
-            events_expr = self._events_expression(needs)
+            events_expr = self._events_expression(needs, evaluated_at)
             changes.append(Replace(_W_EVENTS, events_expr, temporary=True))
             events = ibis.table(events_expr.schema(), name=_W_EVENTS)
         sources = self._sources(needs, evaluated_at, events=events)
@@ -709,11 +711,11 @@ class Segments:
             changes.append(Replace(_W_SCOPE, scope_rows, temporary=True))
             scope = ibis.table(_SCOPE_SCHEMA, name=_W_SCOPE)
             if any(needs.events and not whole for *_, needs, whole in plans):
-                expr = self._events_expression(combined, scope)
+                expr = self._events_expression(combined, evaluated_at, scope)
                 changes.append(Replace(_W_SCOPED_EVENTS, expr, temporary=True))
                 scoped_events = ibis.table(expr.schema(), name=_W_SCOPED_EVENTS)
         if any(needs.events and whole for *_, needs, whole in plans):
-            expr = self._events_expression(combined)
+            expr = self._events_expression(combined, evaluated_at)
             changes.append(Replace(_W_EVENTS, expr, temporary=True))
             events = ibis.table(expr.schema(), name=_W_EVENTS)
         compiler = Compiler(catalogue, evaluated_at, self.anniversaries)
@@ -1041,3 +1043,16 @@ def _cause(segment: ir.StringColumn, causes: dict[str, str]) -> ir.StringValue:
         return ibis.literal(next(iter(by_cause)), type=dt.string)
     (*rest, (last, _)) = sorted(by_cause.items())
     return ibis.cases(*((segment.isin(sorted(names)), cause) for cause, names in rest), else_=ibis.literal(last))
+
+
+def _needed_events(facts: ir.Table, needs: Requirements, as_of: datetime) -> ir.BooleanValue:
+    """The facts evaluation reads: of the event types ``needs`` names, the whole history
+    of those some condition reads whole, and the rest from the start of their widest
+    window (less a day: the compiler draws the exact line)."""
+    whole = sorted(n for n in needs.event_names if None in needs.event_windows.get(n, [None]))
+    test = facts.event.isin(whole) if whole else ibis.literal(False)
+    for name in sorted(needs.event_names - set(whole)):
+        earliest = min(window_start(w, as_of) for w in needs.event_windows[name] if w is not None)
+        cut = ibis.literal(earliest - timedelta(days=1), type=dt.timestamp)
+        test |= (facts.event == name) & (facts.timestamp >= cut)
+    return test
