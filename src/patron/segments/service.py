@@ -75,8 +75,7 @@ _W_SCOPED_EVENTS = "segment_work_scoped_events"
 _W_SCOPE = "segment_work_scope"
 _W_NEW = "segment_work_new"
 _W_PROFILES = "segment_work_profiles"
-_W_ENTER = "segment_work_enter"
-_W_EXIT = "segment_work_exit"
+_W_CHANGED = "segment_work_changed"
 
 DYNAMIC, STATIC = "dynamic", "static"
 ENTER, EXIT = "enter", "exit"
@@ -110,6 +109,7 @@ HISTORY_SCHEMA = pa.schema(
 )
 _SCOPE_SCHEMA = pa.schema([("profile_id", pa.string())])
 _STAGED_SCHEMA = pa.schema([("segment", pa.string()), ("profile_id", pa.string())])
+_CHANGED_SCHEMA = pa.schema([("segment", pa.string()), ("profile_id", pa.string()), ("change", pa.string())])
 
 #: RFM attributes (rfm.py), computed at evaluation time from the profile row.
 RFM_ATTRIBUTES: dict[str, tuple[str, str]] = {
@@ -583,25 +583,29 @@ class Segments:
         columns): one comparison for every segment of a write, history first, then the
         members. ``causes`` maps each segment to the cause its rows record."""
         key = ("segment", "profile_id")
-        enter = staged.anti_join(decided, [staged[c] == decided[c] for c in key])
-        exit_ = decided.anti_join(staged, [decided[c] == staged[c] for c in key])
-        entering = ibis.table(_STAGED_SCHEMA, name=_W_ENTER)
-        leaving = ibis.table(_STAGED_SCHEMA, name=_W_EXIT)
-
-        def rows(table: ir.Table, change: str) -> ir.Table:
-            return table.select(
-                "segment", "profile_id", change=ibis.literal(change), at=ibis.literal(now, type=dt.timestamp),
-                cause=_cause(table.segment, causes), run_id=ibis.literal(run_id),
-            )  # fmt: skip
-
+        # One full outer join finds both: a staged row no member matches enters, a member
+        # no staged row matches exits (two anti-joins built a hash table each).
+        new = staged.select(_ns=staged.segment, _np=staged.profile_id)
+        old = decided.select(_os=decided.segment, _op=decided.profile_id)
+        both = new.outer_join(old, [new._ns == old._os, new._np == old._op])
+        found = both.filter(both._ns.isnull() | both._op.isnull())
+        entering = found._op.isnull()
+        differences = found.select(
+            segment=ibis.ifelse(entering, found._ns, found._os), profile_id=ibis.ifelse(entering, found._np, found._op),
+            change=ibis.ifelse(entering, ibis.literal(ENTER), ibis.literal(EXIT)),
+        )  # fmt: skip
+        changed = ibis.table(_CHANGED_SCHEMA, name=_W_CHANGED)
+        at = ibis.literal(now, type=dt.timestamp)
+        history = changed.select(
+            "segment", "profile_id", "change", at=at, cause=_cause(changed.segment, causes), run_id=ibis.literal(run_id)
+        )  # fmt: skip
+        enters, exits = changed.filter(changed.change == ENTER), changed.filter(changed.change == EXIT)
         return [
-            Replace(_W_ENTER, enter, temporary=True),
-            Replace(_W_EXIT, exit_, temporary=True),
-            Append(HISTORY, ibis.union(rows(entering, ENTER), rows(leaving, EXIT))),
-            DeleteRows(MEMBERS, key, leaving),
-            Append(MEMBERS, entering.select("segment", "profile_id", entered_at=ibis.literal(now, type=dt.timestamp))),
-            Drop(_W_ENTER),
-            Drop(_W_EXIT),
+            Replace(_W_CHANGED, differences, temporary=True),
+            Append(HISTORY, history),
+            DeleteRows(MEMBERS, key, exits.select(*key)),
+            Append(MEMBERS, enters.select(*key, entered_at=at)),
+            Drop(_W_CHANGED),
         ]
 
     def _members_of(self, names: Sequence[str]) -> ir.Table:
@@ -744,13 +748,18 @@ class Segments:
                 mine = ibis.union(mine, kept.anti_join(scope, kept.profile_id == scope.profile_id))
             return mine
 
+        # The others go straight into the comparison (no work table written and read back).
+        used = {u for *_, needs, _ in plans for u in needs.segments}
         for number, (name, row, condition, needs, whole) in enumerate(plans):
             sources = self._sources(needs, evaluated_at, events=events if whole else scoped_events,
                                     scope=None if whole else scope, members=members_of,
                                     profiles=rows[whole])  # fmt: skip
-            work = f"{_W_NEW}_{number}"
-            changes.append(Replace(work, _staged_rows(name, compiler.matching(condition, sources)), temporary=True))
-            staged[name] = ibis.table(_STAGED_SCHEMA, name=work)
+            matches = _staged_rows(name, compiler.matching(condition, sources))
+            if name in used:  # read again by the segments using it: computed once
+                work = f"{_W_NEW}_{number}"
+                changes.append(Replace(work, matches, temporary=True))
+                matches = ibis.table(_STAGED_SCHEMA, name=work)
+            staged[name] = matches
             updated = dict(row, refreshed_at=now, full_refresh_at=now if whole else row["full_refresh_at"],
                            profiles_build=build_now)  # fmt: skip
             changes.append(ReplaceRows(DEFINITIONS, ("name",), self._definition_row(updated)))
@@ -762,7 +771,7 @@ class Segments:
                 decided = ibis.union(decided, inside.semi_join(scope, inside.profile_id == scope.profile_id))
             causes = {name: "profile changed" if name in partly else "refresh" for name in staged}
             changes += self._membership_changes(ibis.union(*staged.values()), decided, causes, now, run_id)
-            changes += [Drop(f"{_W_NEW}_{number}") for number in range(len(staged))]
+            changes += [Drop(f"{_W_NEW}_{number}") for number, plan in enumerate(plans) if plan[0] in used]
         changes += [Drop(f"{_W_PROFILES}_{part}") for part in ("all", "scope")]
         changes += self._follow_merges(definitions, now, run_id)
         for name in (_W_EVENTS, _W_SCOPED_EVENTS, _W_SCOPE):
