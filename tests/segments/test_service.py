@@ -318,6 +318,16 @@ def test_rfm_segments_and_their_users_are_evaluated_over_everyone(shop: Workspac
     assert report.segments["us"]["mode"] == "incremental"
     for name, query in (("loyal", "rfm_group = 'Loyal Customers'"), ("loyal-us", "in_segment('loyal') AND country = 'US'")):
         assert members(shop, name) == matching(shop, query)
+    # Nothing new and the clock barely moved: nothing to evaluate, RFM included. Recency
+    # moves with the clock, so RFM segments are time-dependent: evaluated again once
+    # their last full evaluation is older than time_refresh.
+    assert shop.segments.get("loyal").time_dependent
+    clock.advance(minutes=5)
+    assert shop.segments.refresh().segments == {}
+    clock.advance(hours=2)
+    again = shop.segments.refresh()
+    assert again.segments["loyal"]["mode"] == "full" and again.segments["loyal-us"]["mode"] == "full"
+    assert "us" not in again.segments
 
 
 def test_a_segment_using_one_the_clock_moved_follows_it(shop: Workspace, clock: Clock) -> None:

@@ -197,7 +197,8 @@ class _Checker:
             self.needs.traits.add(attribute.name.removeprefix("traits.").split(".", 1)[0])
         else:
             self.needs.columns.add(attribute.name)
-            self.needs.rfm |= info.source == "rfm"
+            if info.source == "rfm":  # recency is measured to the evaluation's instant
+                self.needs.rfm = self.needs.time_dependent = True
         if "." in attribute.name.removeprefix("traits.") and info.kind == "object":
             return AttributeInfo(attribute.name, "any", info.source, info.description)  # kind from the value
         return info

@@ -687,9 +687,9 @@ class Segments:
             # moves the scores of the rest; and a segment using one evaluated in full
             # this run may see unchanged profiles enter or leave it.
             used = orjson.loads(row["depends_on"] or "[]")
+            if not whole and seen >= build_now and not any(u == p[0] for u in used for p in plans):
+                continue  # no profile changed since; neither the clock nor what it uses moved it
             whole = whole or needs.rfm or any(u in whole_names for u in used)
-            if not whole and seen >= build_now:
-                continue  # no profile changed since, and the clock has not moved it
             if not whole:
                 since = seen if since is None else min(since, seen)
             else:
