@@ -258,8 +258,7 @@ def where_time_goes(ws: Workspace) -> dict[str, Any]:
     for _, needs in checked.values():
         combined.update(needs)
     backend = ws.store._ibis  # type: ignore[attr-defined]  # a temp table on the store's own connection
-    plain = Requirements(event_fields=set(combined.event_fields), event_names=set(combined.event_names),
-                         event_windows=combined.event_windows, events=True)  # fmt: skip
+    plain = Requirements(event_fields=set(combined.event_fields), event_windows=combined.event_windows, events=True)
     _, plain_s = timed(lambda: backend.create_table("bench_events_plain", segments._events_expression(plain, AS_OF), temp=True))
     events, events_s = timed(lambda: backend.create_table("bench_events", segments._events_expression(combined, AS_OF), temp=True))
     rows = int(ws.store.execute(events.count()))

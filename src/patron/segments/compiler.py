@@ -77,11 +77,10 @@ class Requirements:
     """Dotted paths below ``properties`` that ``where`` reads from messages."""
     property_events: set[str] = field(default_factory=set)
     """Event names whose messages those properties are read from."""
-    event_names: set[str] = field(default_factory=set)
-    """The events behavioral conditions name: the only ones evaluation reads."""
     event_windows: dict[str, list[ast.Duration | None]] = field(default_factory=dict)
-    """For each event name, the window of every condition reading it (``None``: one
-    reads its whole history): how far back the events are needed."""
+    """For each event name behavioral conditions name (the only events evaluation
+    reads), the window of every condition reading it (``None``: one reads its whole
+    history): how far back the events are needed."""
     segments: set[str] = field(default_factory=set)
     columns: set[str] = field(default_factory=set)
     """Columns of the profile row (computed traits, RFM attributes) the query names."""
@@ -95,7 +94,6 @@ class Requirements:
         self.event_fields |= other.event_fields
         self.properties |= other.properties
         self.property_events |= other.property_events
-        self.event_names |= other.event_names
         for name, windows in other.event_windows.items():
             self.event_windows.setdefault(name, []).extend(windows)
         self.segments |= other.segments
@@ -177,7 +175,6 @@ class _Checker:
         for step in steps:
             if not step.event:
                 raise _error("the event name is empty", step.position)
-            self.needs.event_names.add(step.event)
             self.needs.event_windows.setdefault(step.event, []).append(window)
             if step.where is not None:
                 self.condition(step.where, in_event=True)

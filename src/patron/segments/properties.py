@@ -103,9 +103,16 @@ class PropertyIndex:
                 ))  # fmt: skip
         return ibis.union(*parts, distinct=False)
 
-    def values(self, paths: dict[str, str]) -> ir.Table:
-        """One row per indexed event with a value for any of ``paths`` (column name ->
-        property path): ``_ps`` (its seq) and one column per path."""
+    def values(self, events: Iterable[str], paths: dict[str, str]) -> ir.Table:
+        """One row per message of ``events`` with a value for any of ``paths`` (column
+        name -> property path): ``_ps`` (its seq) and one column per path; from the
+        table when it holds the pairs, else from the messages (a preview)."""
+        events = sorted(set(events))
+        if not self.covers(pairs_of(events, paths.values())):
+            log = self.store.events()
+            log = log.filter(log.event.isin(events)).select("seq", "raw")
+            read = self.store.json_values(log, "raw", {c: f"properties.{p}" for c, p in paths.items()})
+            return read.select(_ps=read.seq, **{c: read[c] for c in paths})
         table = self.store.table(PROPERTIES)
         mine = table.filter(table.path.isin(sorted(set(paths.values()))))
         return mine.group_by(_ps=mine.seq).aggregate(

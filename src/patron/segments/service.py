@@ -403,15 +403,8 @@ class Segments:
         events = attributed.select("profile_id", "seq", "timestamp", "event", *fields)
         if not needs.properties:
             return events
-        if self.properties.covers(pairs_of(needs.property_events, needs.properties)):
-            paths = {property_column(p): p for p in sorted(needs.properties)}
-            read = self.properties.values(paths)
-        else:  # not indexed yet (a preview): read from the messages
-            log = self.store.events()
-            log = log.filter(log.event.isin(sorted(needs.property_events))).select("seq", "raw")
-            paths = {property_column(p): f"properties.{p}" for p in sorted(needs.properties)}
-            read = self.store.json_values(log, "raw", paths)
-            read = read.select(_ps=read.seq, **{c: read[c] for c in paths})
+        paths = {property_column(p): p for p in sorted(needs.properties)}
+        read = self.properties.values(needs.property_events, paths)
         # Only the events whose messages are read meet the join; the rest (most) pass by.
         named = events.event.isin(sorted(needs.property_events))
         reading = events.filter(named)
@@ -672,6 +665,7 @@ class Segments:
         plans: list[tuple[str, dict[str, Any], ast.Condition, Requirements, bool]] = []
         since: int | None = None  # the oldest build an incremental evaluation starts from
         whole_names: set[str] = set()
+        planned: set[str] = set()
         for name in order:
             row = definitions[name]
             if row["kind"] != DYNAMIC:
@@ -683,18 +677,19 @@ class Segments:
             )
             # A full profile build touches every profile: no list of changes covers it.
             whole = full or seen is None or last_full > seen or stale_clock or not self.store.has_table(CHANGES)
+            used = orjson.loads(row["depends_on"] or "[]")
+            if not whole and seen >= build_now and not any(u in planned for u in used):
+                continue  # no profile changed since; neither the clock nor what it uses moved it
             # RFM scores rank each customer against all the others, so a change to some
             # moves the scores of the rest; and a segment using one evaluated in full
             # this run may see unchanged profiles enter or leave it.
-            used = orjson.loads(row["depends_on"] or "[]")
-            if not whole and seen >= build_now and not any(u == p[0] for u in used for p in plans):
-                continue  # no profile changed since; neither the clock nor what it uses moved it
             whole = whole or needs.rfm or any(u in whole_names for u in used)
             if not whole:
                 since = seen if since is None else min(since, seen)
             else:
                 whole_names.add(name)
             plans.append((name, row, condition, needs, whole))
+            planned.add(name)
         scope_rows: pa.Table | None = None
         if since is not None:
             feed = self.store.table(CHANGES)
@@ -723,8 +718,8 @@ class Segments:
             changes.append(Replace(_W_EVENTS, expr, temporary=True))
             events = ibis.table(expr.schema(), name=_W_EVENTS)
         compiler = Compiler(catalogue, evaluated_at, self.anniversaries)
-        # Each segment's matching profiles are staged in a work table of their own (read by
-        # the segments using it), then all are compared with the members in one pass.
+        # Each segment's matching profiles (in a work table when other segments read them),
+        # all compared with the members in one pass at the end.
         staged: dict[str, ir.Table] = {}
         partly = {name for name, *_, whole in plans if not whole}
         # The profile row, RFM scores and traits are made once for the segments evaluated
@@ -1040,7 +1035,8 @@ def _run_id() -> str:
 
 def _staged_rows(name: str, profile_ids: ir.Table) -> ir.Table:
     """A segment's matching profiles as rows of a staged membership (``segment, profile_id``)."""
-    return profile_ids.select(segment=ibis.literal(name, type=dt.string), profile_id=profile_ids.profile_id).distinct()
+    # Distinct already: a query's matches are rows of the profile table, a list is a set.
+    return profile_ids.select(segment=ibis.literal(name, type=dt.string), profile_id=profile_ids.profile_id)
 
 
 def _cause(segment: ir.StringColumn, causes: dict[str, str]) -> ir.StringValue:
@@ -1058,9 +1054,9 @@ def _needed_events(facts: ir.Table, needs: Requirements, as_of: datetime) -> ir.
     """The facts evaluation reads: of the event types ``needs`` names, the whole history
     of those some condition reads whole, and the rest from the start of their widest
     window (less a day: the compiler draws the exact line)."""
-    whole = sorted(n for n in needs.event_names if None in needs.event_windows.get(n, [None]))
+    whole = sorted(n for n, windows in needs.event_windows.items() if None in windows)
     test = facts.event.isin(whole) if whole else ibis.literal(False)
-    for name in sorted(needs.event_names - set(whole)):
+    for name in sorted(set(needs.event_windows) - set(whole)):
         earliest = min(window_start(w, as_of) for w in needs.event_windows[name] if w is not None)
         cut = ibis.literal(earliest - timedelta(days=1), type=dt.timestamp)
         test |= (facts.event == name) & (facts.timestamp >= cut)
