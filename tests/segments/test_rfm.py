@@ -22,7 +22,9 @@ from patron.segments.rfm import (
     GROUPS,
     PROSPECTS,
     RFM_GRID,
+    RfmCuts,
     group_expression,
+    rfm_cuts,
     rfm_group_of,
     rfm_scores,
     rfm_summary,
@@ -192,6 +194,97 @@ def test_quintiles_give_equal_values_equal_scores(con: Any) -> None:
     assert got["c0"]["rfm_group"] == "Lost" and got["c9"]["rfm_group"] == "Champions"
     assert got["c8"]["rfm_score"] == "454" and got["c8"]["rfm_group"] == "Loyal Customers"
     assert 2 not in {row["f_score"] for row in got.values()}
+
+
+def _by_definition(rows: list[dict[str, Any]]) -> dict[str, tuple[int, int, int]]:
+    """Each purchaser's scores straight from the definition: 1 + floor(5 * worse / n)."""
+    buyers = [r for r in rows if (r["order_count"] or 0) > 0]
+    n = len(buyers)
+    values = {
+        "r": [b["last_order_at"] for b in buyers],
+        "f": [b["order_count"] for b in buyers],
+        "m": [b["total_revenue"] or 0.0 for b in buyers],
+    }
+
+    def score(dimension: str, value: Any) -> int:
+        worse = sum(other < value for other in values[dimension])
+        return 1 + (5 * worse) // n
+
+    return {
+        b["profile_id"]: (score("r", b["last_order_at"]), score("f", b["order_count"]), score("m", b["total_revenue"] or 0.0))
+        for b in buyers
+    }
+
+
+def _random_customers(seed: int, count: int) -> list[dict[str, Any]]:
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for i in range(count):
+        if rng.random() < 0.15:
+            rows.append({"profile_id": f"p{i}", "order_count": 0, "total_revenue": None, "last_order_at": None})
+            continue
+        # Few distinct values, so ties are everywhere; some revenue missing.
+        revenue = None if rng.random() < 0.1 else float(rng.choice([5, 10, 10, 20, 35, 50, 120, 400]))
+        rows.append(purchaser(f"p{i}", rng.choice([1, 3, 10, 10, 40, 90, 90, 200, 365]), rng.choice([1, 1, 1, 2, 2, 3, 5, 8]), revenue))
+    return rows
+
+
+@pytest.mark.parametrize(("seed", "count"), [(1, 7), (2, 23), (3, 101), (4, 250)])
+def test_scores_from_cuts_equal_the_definition_on_tied_data(con: Any, seed: int, count: int) -> None:
+    rows = _random_customers(seed, count)
+    computed = computed_table(con, rows)
+    expected = _by_definition(rows)
+    got = scores_by_id(con, computed)
+    assert {p: (r["r_score"], r["f_score"], r["m_score"]) for p, r in got.items() if p in expected} == expected
+    # The same with the cuts taken first and a few rows scored against them.
+    cuts = rfm_cuts(DuckDBStore(con), computed)
+    assert cuts.purchasers == len(expected)
+    few = computed.filter(computed.profile_id.isin([r["profile_id"] for r in rows[::3]]))
+    some = {r["profile_id"]: r for r in con.to_pyarrow(rfm_scores(few, AS_OF, cuts)).to_pylist()}
+    assert set(some) == {r["profile_id"] for r in rows[::3]}
+    for pid, row in some.items():
+        assert (row["r_score"], row["f_score"], row["m_score"]) == expected.get(pid, (None, None, None))
+        assert row == got[pid]
+
+
+def test_cuts_survive_json(con: Any) -> None:
+    cuts = rfm_cuts(DuckDBStore(con), computed_table(con, _random_customers(5, 40)))
+    assert RfmCuts.from_json(json.loads(json.dumps(cuts.as_json()))) == cuts
+    empty = rfm_cuts(DuckDBStore(con), computed_table(con, [{"profile_id": "x", "order_count": 0,
+                                                             "total_revenue": None, "last_order_at": None}]))  # fmt: skip
+    assert empty == RfmCuts(0, (), (), ())
+    assert RfmCuts.from_json(empty.as_json()) == empty
+
+
+@pytest.mark.parametrize("seed", [6, 7, 8])
+def test_moved_finds_exactly_the_unchanged_profiles_whose_scores_changed(con: Any, seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    before = _random_customers(seed, 120)
+    after = [dict(r) for r in before]
+    changed = set()
+    for row in rng.sample(after, 15):  # new orders for some, new customers besides
+        row.update(purchaser(row["profile_id"], rng.choice([0.5, 2, 5]), (row["order_count"] or 0) + 1,
+                             (row["total_revenue"] or 0.0) + 30.0))  # fmt: skip
+        changed.add(row["profile_id"])
+    after += [purchaser(f"new{i}", 1, 9, 900.0) for i in range(6)]
+    old_scores, new_scores = _by_definition(before), _by_definition(after)
+    computed_before, computed_after = computed_table(con, before, "before"), computed_table(con, after, "after")
+    cuts_before = rfm_cuts(DuckDBStore(con), computed_before)
+    cuts_after = rfm_cuts(DuckDBStore(con), computed_after)
+    assert cuts_before != cuts_after
+    test = cuts_after.moved(cuts_before, computed_after)
+    assert test is not None
+    found = set(con.to_pyarrow(computed_after.filter(test).select("profile_id"))["profile_id"].to_pylist())
+    really = {p for p in old_scores if p not in changed and old_scores[p] != new_scores[p]}
+    assert really  # the six big new customers push others down
+    # Exactly those (cuts are ordered, so a value no cut passed keeps every score; one
+    # that a cut passed changes score, since no other cut can pass it the other way).
+    assert found - changed == really
+    assert cuts_after.moved(cuts_after, computed_after) is None
 
 
 def test_profiles_without_orders_are_prospects_with_no_scores(con: Any) -> None:

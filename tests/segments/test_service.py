@@ -305,19 +305,35 @@ def test_ids_that_look_like_numbers_stay_text(shop: Workspace, tmp_path: Path) -
     assert members(shop, "agents") == {"007"}
 
 
-def test_rfm_segments_and_their_users_are_evaluated_over_everyone(shop: Workspace, clock: Clock) -> None:
+RFM_QUERIES = {
+    "loyal": "rfm_group = 'Loyal Customers'",
+    "loyal-us": "in_segment('loyal') AND country = 'US'",
+    "top-spend": "m_score = 5",
+    "frequent": "f_score >= 4",
+    "recent": "r_score >= 4",
+}
+
+
+def test_rfm_segments_follow_scores_moved_by_other_customers_orders(shop: Workspace, clock: Clock) -> None:
     # RFM scores rank customers against each other: one customer's new orders can move
-    # another's score without any event of theirs.
-    shop.segments.create("loyal", "rfm_group = 'Loyal Customers'")
-    shop.segments.create("loyal-us", "in_segment('loyal') AND country = 'US'")
+    # another's score without any event of theirs. The refresh finds those from the cuts
+    # the segments were evaluated with, and evaluates them with the changed profiles.
+    for name, query in RFM_QUERIES.items():
+        shop.segments.create(name, query)
     shop.segments.create("us", "country = 'US'")
+    before = {name: members(shop, name) for name in RFM_QUERIES}
     clock.advance(minutes=5)
     send(shop, *[track("u8", "Order Completed", "2024-06-2" + str(d), f"o8-more-{d}", revenue=500.0) for d in range(1, 9)])
     report = shop.segments.refresh()
-    assert report.segments["loyal"]["mode"] == "full" and report.segments["loyal-us"]["mode"] == "full"
-    assert report.segments["us"]["mode"] == "incremental"
-    for name, query in (("loyal", "rfm_group = 'Loyal Customers'"), ("loyal-us", "in_segment('loyal') AND country = 'US'")):
-        assert members(shop, name) == matching(shop, query)
+    assert {report.segments[name]["mode"] for name in [*RFM_QUERIES, "us"]} == {"incremental"}
+    assert report.changed_profiles is not None and report.changed_profiles > 1  # u8, and those u8 moved
+    for name, query in RFM_QUERIES.items():
+        assert members(shop, name) == matching(shop, query), name
+    others = {name: (before[name] ^ members(shop, name)) - {"u8"} for name in RFM_QUERIES}
+    assert any(others.values())  # someone without a new event entered or left
+    # A full evaluation finds nothing more to change.
+    check = shop.segments.refresh(full=True)
+    assert all(not (e["entered"] or e["exited"]) for e in check.segments.values())
     # Nothing new and the clock barely moved: nothing to evaluate, RFM included. Recency
     # moves with the clock, so RFM segments are time-dependent: evaluated again once
     # their last full evaluation is older than time_refresh.
@@ -328,6 +344,17 @@ def test_rfm_segments_and_their_users_are_evaluated_over_everyone(shop: Workspac
     again = shop.segments.refresh()
     assert again.segments["loyal"]["mode"] == "full" and again.segments["loyal-us"]["mode"] == "full"
     assert "us" not in again.segments
+
+
+def test_without_the_cuts_of_its_last_evaluation_an_rfm_segment_is_evaluated_over_everyone(
+    shop: Workspace, clock: Clock
+) -> None:  # fmt: skip
+    shop.segments.create("loyal", RFM_QUERIES["loyal"])
+    shop.store.set_meta("segment_rfm_cuts:loyal", "")  # as a store from before the cuts were kept
+    clock.advance(minutes=5)
+    send(shop, track("u8", "Order Completed", "2024-06-21", "o8-more", revenue=500.0))
+    assert shop.segments.refresh().segments["loyal"]["mode"] == "full"
+    assert members(shop, "loyal") == matching(shop, RFM_QUERIES["loyal"])
 
 
 def test_a_segment_using_one_the_clock_moved_follows_it(shop: Workspace, clock: Clock) -> None:

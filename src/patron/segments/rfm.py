@@ -9,13 +9,23 @@ the purchasers only:
 
 **Scores are quintiles with ties kept together.** A customer's score is
 ``1 + floor(5 * worse / purchasers)``, where ``worse`` is how many purchasers have a
-strictly worse value: Ibis's 0-based ``rank()`` over the order in which better values
-come later. Equal values always get equal scores, which a plain "split into five equal
-buckets" (``ntile``) cannot promise: it would put two customers with the same order
-count in different buckets depending on row order, and differently on DuckDB and Spark.
-The price is that a value shared by many customers takes one score and the scores it
-would have spread over stay empty. On CDNOW about half the customers bought once: all of
-them get F=1, nobody gets F=2, and two orders already earn F=3.
+strictly worse value. Equal values always get equal scores, which a plain "split into
+five equal buckets" (``ntile``) cannot promise: it would put two customers with the same
+order count in different buckets depending on row order, and differently on DuckDB and
+Spark. The price is that a value shared by many customers takes one score and the scores
+it would have spread over stay empty. On CDNOW about half the customers bought once: all
+of them get F=1, nobody gets F=2, and two orders already earn F=3.
+
+**Computed from four cuts per score** (:class:`RfmCuts`). ``worse >= c`` holds exactly
+when the ``c``-th worst value is strictly worse than the customer's, so the score is 1
+plus how many of the four values ``cut[s]`` (the ``ceil((s - 1) * purchasers / 5)``-th
+worst, s = 2..5) the customer's value is better than. The cuts take one sort per
+dimension; the scores are then comparisons of each row with twelve constants, so the
+scores of a few profiles cost no ranking of everyone; and when the cuts have not moved
+since an evaluation, only the profiles whose own values changed can have new scores
+(:meth:`RfmCuts.moved`): what lets segments on RFM refresh incrementally. Recency is
+ranked by ``last_order_at`` (a later order is better), which orders customers as
+``recency_days`` does at any instant: the cuts do not move with the clock.
 
 **Groups.** ``FM`` is the mean of F and M rounded half up (``(f + m + 1) // 2``); the
 5x5 grid :data:`RFM_GRID` of (R, FM) names each of the 125 (R, F, M) cells with one of
@@ -26,6 +36,8 @@ the same grid; a test reads it there, so the two cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -121,20 +133,117 @@ def _naive_utc(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo is not None else at
 
 
-def _quintile(worse: ir.IntegerValue, purchasers: ir.IntegerValue) -> ir.IntegerValue:
-    # In floating point: floor(5 * worse / n) is exact for any n below 2**50, and it
-    # avoids integer division, which Spark and DuckDB spell differently.
-    share = (worse * 5).cast(dt.float64) / purchasers.cast(dt.float64)
-    return (share.floor() + 1).cast(dt.int64)
+class ArrowReader(Protocol):
+    """What :func:`rfm_summary` needs of a store: running an expression into Arrow."""
+
+    def to_pyarrow(self, expr: ir.Table) -> pa.Table: ...
 
 
-def rfm_scores(computed: ir.Table, as_of: datetime) -> ir.Table:
+#: The three dimensions and the type of the value each ranks (later or larger is better:
+#: ``last_order_at``, ``order_count``, ``total_revenue``).
+_DIMENSIONS: tuple[tuple[str, dt.DataType], ...] = (("r", dt.timestamp), ("f", dt.int64), ("m", dt.float64))
+_CUT_SCORES = (2, 3, 4, 5)
+
+
+def _ranked_values(computed: ir.Table) -> dict[str, ir.Value]:
+    """Of each purchaser, the value each dimension ranks (NULL revenue counts as 0)."""
+    return {
+        "r": computed.last_order_at,
+        "f": ibis.coalesce(computed.order_count, 0).cast(dt.int64),
+        "m": ibis.coalesce(computed.total_revenue.cast(dt.float64), 0.0),
+    }
+
+
+@dataclass(frozen=True)
+class RfmCuts:
+    """Where each score begins over the purchasers of one moment: a purchaser's score in
+    a dimension is 1 plus how many of its four cuts its value is above (module docs).
+    ``r`` holds ``last_order_at`` times, ``f`` order counts, ``m`` revenues; all empty
+    when nobody has ordered."""
+
+    purchasers: int
+    r: tuple[datetime, ...]
+    f: tuple[int, ...]
+    m: tuple[float, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"purchasers": self.purchasers, "r": [t.isoformat() for t in self.r], "f": list(self.f),
+                "m": list(self.m)}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RfmCuts:
+        return cls(int(data["purchasers"]), tuple(datetime.fromisoformat(t) for t in data["r"]),
+                   tuple(int(v) for v in data["f"]), tuple(float(v) for v in data["m"]))  # fmt: skip
+
+    def of(self, dimension: str) -> tuple[Any, ...]:
+        return {"r": self.r, "f": self.f, "m": self.m}[dimension]
+
+    def moved(self, earlier: RfmCuts, computed: ir.Table) -> ir.BooleanValue | None:
+        """The purchasers whose score differs between ``earlier`` cuts and these with the
+        same value: those between an old and a new cut (``None``: nobody)."""
+        values = _ranked_values(computed)
+        test: ir.BooleanValue | None = None
+        for name, kind in _DIMENSIONS:
+            for old, new in zip(earlier.of(name), self.of(name), strict=True):
+                if old == new:
+                    continue
+                low, high = (ibis.literal(v, type=kind) for v in sorted((old, new)))
+                between = (values[name] > low) & (values[name] <= high)
+                test = between if test is None else test | between
+        return test
+
+
+def rfm_cuts_expression(computed: ir.Table) -> ir.Table:
+    """One row: ``purchasers`` and, per dimension and score s = 2..5, ``{r,f,m}_cut{s}``,
+    the ``ceil((s - 1) * purchasers / 5)``-th worst value (NULL when nobody ordered)."""
+    buyers = computed.filter(ibis.coalesce(computed.order_count, 0) > 0)
+    values = _ranked_values(buyers)
+    parts = []
+    for name, _ in _DIMENSIONS:
+        ranked = buyers.select(v=values[name], i=ibis.row_number().over(order_by=values[name]),
+                               n=buyers.profile_id.count().over())  # fmt: skip
+        # ceil in floating point is exact here: (s - 1) * n is an integer far below 2**50,
+        # and a fifth of it is either whole or at least 0.2 from the next whole number.
+        cuts = {f"{name}_cut{s}": ranked.v.max(where=ranked.i == ((s - 1) * ranked.n / 5).ceil().cast(dt.int64) - 1)
+                for s in _CUT_SCORES}  # fmt: skip
+        if name == "r":
+            cuts["purchasers"] = ranked.count()
+        parts.append(ranked.aggregate(**cuts))
+    row = parts[0]
+    for part in parts[1:]:
+        row = row.cross_join(part)
+    return row
+
+
+def rfm_cuts(store: ArrowReader, computed: ir.Table) -> RfmCuts:
+    """The cuts of ``computed``'s purchasers now (one sort per dimension)."""
+    row = store.to_pyarrow(rfm_cuts_expression(computed)).to_pylist()[0]
+    purchasers = int(row["purchasers"] or 0)
+    if not purchasers:
+        return RfmCuts(0, (), (), ())
+    found = {name: tuple(row[f"{name}_cut{s}"] for s in _CUT_SCORES) for name, _ in _DIMENSIONS}
+    r = tuple(_naive_utc(t) for t in found["r"])
+    return RfmCuts(purchasers, r, tuple(int(v) for v in found["f"]), tuple(float(v) for v in found["m"]))
+
+
+def _score(value: ir.Value, cuts: Sequence[ir.Value]) -> ir.IntegerValue:
+    above = [ibis.ifelse(value > cut, 1, 0) for cut in cuts]
+    total: ir.IntegerValue = ibis.literal(1, type=dt.int64)
+    for one in above:
+        total = total + one
+    return total.cast(dt.int64)
+
+
+def rfm_scores(computed: ir.Table, as_of: datetime, cuts: RfmCuts | None = None) -> ir.Table:
     """RFM scores and group of every profile of ``computed`` (``profile_computed``).
 
     Args:
         computed: one row per profile with ``profile_id``, ``order_count``,
             ``total_revenue`` and ``last_order_at``.
         as_of: the time recency is measured to (naive times are UTC).
+        cuts: the purchasers' cuts (:func:`rfm_cuts`), when known: the scores are then
+            comparisons with constants, and ``computed`` may be a few rows of the
+            profiles the cuts were taken over. ``None``: taken from ``computed`` itself.
 
     Returns:
         One row per profile: ``profile_id``, ``recency_days`` (float64 days since the
@@ -145,29 +254,36 @@ def rfm_scores(computed: ir.Table, as_of: datetime) -> ir.Table:
     """
     orders = ibis.coalesce(computed.order_count, 0)
     purchaser = orders > 0
+    values = _ranked_values(computed)
+    if cuts is None:
+        row = rfm_cuts_expression(computed)
+        computed = computed.cross_join(row)
+        bounds = {name: [computed[f"{name}_cut{s}"] for s in _CUT_SCORES] for name, _ in _DIMENSIONS}
+        values = _ranked_values(computed)
+        orders = ibis.coalesce(computed.order_count, 0)
+        purchaser = orders > 0
+    elif cuts.purchasers:
+        bounds = {name: [ibis.literal(v, type=kind) for v in cuts.of(name)] for name, kind in _DIMENSIONS}
+    else:
+        bounds = {}
     # In microseconds: a difference in seconds counts second boundaries crossed on DuckDB
     # but whole seconds elapsed on Spark, and the two disagree for sub-second times.
     micros = ibis.literal(_naive_utc(as_of), type=dt.timestamp).delta(computed.last_order_at, unit="microsecond")
-    base = computed.select(
+
+    def score(name: str) -> ir.IntegerValue:
+        if name not in bounds:  # nobody has ordered: nobody is scored
+            return ibis.null(dt.int64)
+        return ibis.ifelse(purchaser, _score(values[name], bounds[name]), ibis.null(dt.int64))
+
+    scored = computed.select(
         "profile_id",
         _purchaser=purchaser,
         recency_days=ibis.ifelse(purchaser, micros.cast(dt.float64) / _MICROS_PER_DAY, ibis.null(dt.float64)),
         frequency=orders.cast(dt.int64),
-        monetary=ibis.ifelse(
-            purchaser, ibis.coalesce(computed.total_revenue.cast(dt.float64), 0.0), ibis.null(dt.float64)
-        ),
-    )
-
-    # Purchasers and prospects rank apart, so prospects never count as "worse" customers.
-    def score(order_by: ir.Value) -> ir.IntegerValue:
-        worse = ibis.rank().over(group_by=base._purchaser, order_by=order_by)
-        purchasers = base.profile_id.count().over(group_by=base._purchaser)
-        return ibis.ifelse(base._purchaser, _quintile(worse, purchasers), ibis.null(dt.int64))
-
-    scored = base.mutate(
-        r_score=score(base.recency_days.desc()),  # more days is worse, so it comes first
-        f_score=score(base.frequency.asc()),
-        m_score=score(base.monetary.asc()),
+        monetary=ibis.ifelse(purchaser, values["m"], ibis.null(dt.float64)),
+        r_score=score("r"),
+        f_score=score("f"),
+        m_score=score("m"),
     )
     code = scored.r_score.cast(dt.string).concat(scored.f_score.cast(dt.string), scored.m_score.cast(dt.string))
     return scored.select(
@@ -183,12 +299,6 @@ def rfm_scores(computed: ir.Table, as_of: datetime) -> ir.Table:
             scored._purchaser, group_expression(scored.r_score, scored.f_score, scored.m_score), PROSPECTS
         ),
     )
-
-
-class ArrowReader(Protocol):
-    """What :func:`rfm_summary` needs of a store: running an expression into Arrow."""
-
-    def to_pyarrow(self, expr: ir.Table) -> pa.Table: ...
 
 
 def _share(part: float, whole: float) -> float | None:

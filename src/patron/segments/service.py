@@ -65,6 +65,7 @@ from patron.segments.exceptions import (
     UnknownSegment,
 )
 from patron.segments.properties import PropertyIndex, pairs_of
+from patron.segments.rfm import RfmCuts, rfm_cuts, rfm_scores
 from patron.store.base import Append, Change, DeleteRows, Drop, Replace, ReplaceRows, Store
 
 DEFINITIONS = "segment_definitions"
@@ -76,6 +77,8 @@ _W_SCOPE = "segment_work_scope"
 _W_NEW = "segment_work_new"
 _W_PROFILES = "segment_work_profiles"
 _W_CHANGED = "segment_work_changed"
+#: Meta key prefix: the RFM cuts (rfm.py) a segment's members were evaluated with.
+_CUTS_PREFIX = "segment_rfm_cuts:"
 
 DYNAMIC, STATIC = "dynamic", "static"
 ENTER, EXIT = "enter", "exit"
@@ -215,6 +218,7 @@ class Segments:
         self.time_refresh = time_refresh
         self.anniversaries = anniversaries
         self._catalogue: tuple[int, Catalogue] | None = None
+        self._rfm_cuts: RfmCuts | None = None
         self.properties = PropertyIndex(store)
 
     # -- the language -------------------------------------------------------------------
@@ -372,14 +376,12 @@ class Segments:
 
     # -- evaluating ---------------------------------------------------------------------
 
-    def _profile_rows(self, needs: Requirements, as_of: datetime) -> ir.Table:
+    def _profile_rows(self, needs: Requirements, as_of: datetime, cuts: RfmCuts | None = None) -> ir.Table:
         computed = self.store.table(COMPUTED)
         row = computed.select(*(c for c in computed.columns if not c.startswith("_")))
         if not needs.rfm:
             return row
-        from patron.segments.rfm import rfm_scores
-
-        scores = rfm_scores(computed, as_of)
+        scores = rfm_scores(computed, as_of, cuts)
         extra = [c for c in scores.columns if c != "profile_id" and c not in row.columns]
         scores = scores.select(_rp=scores.profile_id, **{c: scores[c] for c in extra})
         joined = row.left_join(scores, row.profile_id == scores._rp)
@@ -414,6 +416,7 @@ class Segments:
 
     def preview(self, query: str, *, as_of: datetime | date | None = None, sample: int = 10) -> Preview:
         """How many profiles a query matches now, a sample of them, and warnings."""
+        self._fresh()
         catalogue = self.catalogue()
         condition, needs = self.check(query, catalogue)
         now = self._now(as_of)
@@ -432,6 +435,30 @@ class Segments:
         if needs.properties:
             self.properties.update(pairs_of(needs.property_events, needs.properties))
 
+    def _cuts(self, needs: Requirements) -> RfmCuts | None:
+        """Where the RFM scores begin over every purchaser now, when ``needs`` reads RFM
+        attributes (read once per operation: :meth:`_fresh` forgets them)."""
+        if not needs.rfm:
+            return None
+        if self._rfm_cuts is None:
+            self._rfm_cuts = rfm_cuts(self.store, self.store.table(COMPUTED))
+        return self._rfm_cuts
+
+    def _fresh(self) -> None:
+        """Forget what was read for the previous operation (the profiles may have changed
+        since, by a build or an erasure)."""
+        self._rfm_cuts = None
+
+    def _cuts_meta(self, name: str, needs: Requirements) -> dict[str, str]:
+        """The meta value recording the cuts a segment on RFM was evaluated with (what a
+        later refresh compares the cuts of its time with)."""
+        cuts = self._cuts(needs)
+        return {} if cuts is None else {_CUTS_PREFIX + name: orjson.dumps(cuts.as_json()).decode()}
+
+    def _evaluated_cuts(self, name: str) -> RfmCuts | None:
+        saved = self.store.get_meta(_CUTS_PREFIX + name)
+        return RfmCuts.from_json(orjson.loads(saved)) if saved else None
+
     def _sources(
         self, needs: Requirements, as_of: datetime, *, events: ir.Table | None, scope: ir.Table | None = None,
         members: Callable[[str], ir.Table] | None = None, profiles: ir.Table | None = None,
@@ -439,7 +466,7 @@ class Segments:
         """What a query reads: the profile rows (``profiles``, else made here), the
         traits, the events and each segment's members (``members``, else the stored)."""
         if profiles is None:
-            profiles = self._profile_rows(needs, as_of)
+            profiles = self._profile_rows(needs, as_of, self._cuts(needs))
         traits = self.store.table(TRAITS)
         if scope is not None:
             profiles = profiles.semi_join(scope, profiles.profile_id == scope.profile_id)
@@ -474,6 +501,7 @@ class Segments:
         """Save a segment: dynamic (a query, evaluated now and on every refresh), static
         from a query (the matching profiles now, frozen), or static from a CSV file of
         profile ids, emails or user ids (``ids``). Returns the segment with warnings."""
+        self._fresh()
         _check_name(name)
         if name in self._definitions():
             raise SegmentExists(name)
@@ -503,13 +531,15 @@ class Segments:
         run_id = _run_id()
         changes = self._ensure_tables()
         changes.append(ReplaceRows(DEFINITIONS, ("name",), self._definition_row(row)))
+        meta: dict[str, str] = {}
         if query is not None:
             changes += self._evaluation(name, condition, needs, self._now(as_of), now, "created", run_id)
+            meta = self._cuts_meta(name, needs)
         else:
             found, unmatched = (self._resolve_ids(ids) if ids is not None else (list(profile_ids or []), []))
             listed = ibis.memtable(pa.table({"profile_id": pa.array(sorted(set(found)), pa.string())}))
             changes += self._replace_members(name, listed, now, str(row["origin"]), run_id)
-        self.store.write(changes)
+        self.store.write(changes, meta)
         shown = self.show(name)
         if unmatched:
             shown["unmatched"] = len(unmatched)
@@ -529,9 +559,11 @@ class Segments:
     def update(self, name: str, *, query: str | None = None, description: str | None = None) -> dict[str, Any]:
         """Change a dynamic segment's query (evaluated again at once, over every profile;
         a query whose ``in_segment`` chain comes back to it is refused) or description."""
+        self._fresh()
         row = dict(self._definition(name))
         now = self.clock()
         changes: list[Change] = []
+        meta: dict[str, str] = {}
         if description is not None:
             row["description"] = description
         if query is not None:
@@ -544,9 +576,10 @@ class Segments:
                        time_dependent=needs.time_dependent, refreshed_at=now, full_refresh_at=now,
                        profiles_build=self._build())  # fmt: skip
             changes += self._evaluation(name, condition, needs, self._now(), now, "redefined", _run_id())
+            meta = self._cuts_meta(name, needs)
         row["updated_at"] = now
         changes.append(ReplaceRows(DEFINITIONS, ("name",), self._definition_row(row)))
-        self.store.write(changes)
+        self.store.write(changes, meta)
         return self.show(name)
 
     def _evaluation(
@@ -646,6 +679,7 @@ class Segments:
         """Bring dynamic segments up to date (all, or ``names`` and what they use):
         incrementally over the profiles changed since the last refresh, or fully; static
         segments follow their members' merges. One transaction."""
+        self._fresh()
         started = time.perf_counter()
         if build:
             self.profiles.build()
@@ -680,29 +714,32 @@ class Segments:
             used = orjson.loads(row["depends_on"] or "[]")
             if not whole and seen >= build_now and not any(u in planned for u in used):
                 continue  # no profile changed since; neither the clock nor what it uses moved it
-            # RFM scores rank each customer against all the others, so a change to some
-            # moves the scores of the rest; and a segment using one evaluated in full
+            # RFM scores rank each customer against all the others: a change to some moves
+            # the scores of others, found from the cuts the segment was last evaluated
+            # with (below; without them, everyone). A segment using one evaluated in full
             # this run may see unchanged profiles enter or leave it.
-            whole = whole or needs.rfm or any(u in whole_names for u in used)
+            whole = whole or (needs.rfm and self._evaluated_cuts(name) is None) or any(u in whole_names for u in used)
             if not whole:
                 since = seen if since is None else min(since, seen)
             else:
                 whole_names.add(name)
             plans.append((name, row, condition, needs, whole))
             planned.add(name)
+        combined = Requirements()
+        for _, _, _, needs, _ in plans:
+            combined.update(needs)
         scope_rows: pa.Table | None = None
         if since is not None:
             feed = self.store.table(CHANGES)
-            scope_rows = self.store.to_pyarrow(feed.filter(feed.build > since).select("profile_id").distinct())
+            changed = feed.filter(feed.build > since).select("profile_id")
+            moved = self._rfm_moved([(name, needs) for name, _, _, needs, whole in plans if needs.rfm and not whole])
+            scope_rows = self.store.to_pyarrow(changed.union(moved) if moved is not None else changed.distinct())
         everything = all(whole for *_, whole in plans)
         changes = self._ensure_tables()
         report = RefreshReport(
             "none" if not plans else "full" if everything else "incremental", run_id,
             changed_profiles=None if scope_rows is None else scope_rows.num_rows,
         )  # fmt: skip
-        combined = Requirements()
-        for _, _, _, needs, _ in plans:
-            combined.update(needs)
         self._index_properties(combined)
         events = scoped_events = None
         scope = None
@@ -771,10 +808,31 @@ class Segments:
         changes += self._follow_merges(definitions, now, run_id)
         for name in (_W_EVENTS, _W_SCOPED_EVENTS, _W_SCOPE):
             changes.append(Drop(name))
-        self.store.write(changes)
+        meta: dict[str, str] = {}
+        for name, _, _, needs, _ in plans:
+            meta |= self._cuts_meta(name, needs)
+        self.store.write(changes, meta)
         self._report_counts(report, now)
         report.seconds = round(time.perf_counter() - started, 3)
         return report
+
+    def _rfm_moved(self, evaluated: list[tuple[str, Requirements]]) -> ir.Table | None:
+        """The profiles (``profile_id``) whose RFM scores differ from those the segments
+        ``evaluated`` (name, needs) last saw with the same values: between a cut of then
+        and one of now. ``None``: no cut moved."""
+        if not evaluated:
+            return None
+        now = self._cuts(evaluated[0][1])
+        assert now is not None
+        computed = self.store.table(COMPUTED)
+        tests = []
+        for earlier in {self._evaluated_cuts(name) for name, _ in evaluated}:
+            test = now.moved(earlier, computed) if earlier is not None else None
+            if test is not None:
+                tests.append(test)
+        if not tests:
+            return None
+        return computed.filter(ibis.or_(*tests)).select("profile_id")
 
     def _shared_rows(
         self, readers: list[Requirements], as_of: datetime, compiler: Compiler, scope: ir.Table | None
@@ -902,6 +960,7 @@ class Segments:
         """Cluster the profiles that have every feature (k-means, clustering.py) and save
         each cluster as a static segment ``PREFIX-1`` (the largest), ``PREFIX-2``, ...;
         the segments of an earlier run with the same prefix are replaced."""
+        self._fresh()
         from patron.segments.clustering import fit_clusters
 
         if not features:
@@ -915,7 +974,7 @@ class Segments:
                 numeric = sorted(a.name for a in catalogue.all() if a.kind == "number" and a.source != "trait")
                 raise SegmentError(f"{feature!r} is not a numeric attribute; choose from {', '.join(numeric)}")
             needs.rfm |= info.source == "rfm"
-        row = self._profile_rows(needs, self._now(as_of))
+        row = self._profile_rows(needs, self._now(as_of), self._cuts(needs))
         complete = row.filter(*(row[f].notnull() for f in features)).select("profile_id", *features).order_by("profile_id")
         table = self.store.to_pyarrow(complete)
         money = [f for f in features if f in ("monetary", "total_revenue", "frequency", "order_count", "average_order_value")]
